@@ -1,0 +1,126 @@
+// cmd_train.cpp — `ddpm train`: config (preset < TOML file < flags), dataset, run directory, Trainer.
+#include "commands.h"
+
+#include "ddpm/checkpoint.h"
+#include "ddpm/runtime.h"
+#include "ddpm/safetensors.h"
+#include "ddpm/train.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+namespace ddpm::app {
+namespace fs = std::filesystem;
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  if (g_stop.exchange(true)) _exit(130);  // second Ctrl-C: leave at once
+  const char msg[] = "\nddpm: stopping after this step and saving a checkpoint (Ctrl-C again to quit now)\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+}
+
+struct TrainArgs {
+  std::string config_file, preset, data, out, device, schedule;
+  int64_t steps = 0, batch_size = 0, save_every = 0, sample_every = 0, threads = 0, warmup = 0, log_every = 0,
+          sample_num = 0, timesteps = 0;
+  double lr = 0, ema_decay = 0;
+  uint64_t seed = 0;
+  bool resume = false, flip = false;
+};
+
+}  // namespace
+
+Command add_train(CLI::App& root) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* c = root.add_subcommand("train", "Train a UNet noise predictor (L_simple) and write a run directory");
+  c->add_option("--config", a->config_file, "TOML config file (see configs/); flags override it")->check(CLI::ExistingFile);
+  auto* o_preset = c->add_option("--preset", a->preset, "Model preset: cifar10, fmnist, fmnist-small, tiny");
+  auto* o_data = c->add_option("--data", a->data, "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR");
+  auto* o_out = c->add_option("--out", a->out, "Run directory (checkpoint.safetensors, config.toml, metrics.jsonl, samples/)");
+  auto* o_steps = c->add_option("--steps", a->steps, "Total optimisation steps of the run");
+  auto* o_bs = c->add_option("--batch-size", a->batch_size, "Global batch size");
+  auto* o_lr = c->add_option("--lr", a->lr, "Adam learning rate after warm-up");
+  auto* o_warm = c->add_option("--warmup", a->warmup, "Linear learning-rate warm-up steps");
+  auto* o_ema = c->add_option("--ema-decay", a->ema_decay, "EMA decay (with warm-up)");
+  auto* o_seed = c->add_option("--seed", a->seed, "Seed of every random draw of the run");
+  auto* o_dev = c->add_option("--device", a->device, "auto | cpu | cuda");
+  auto* o_save = c->add_option("--save-every", a->save_every, "Checkpoint every N steps (0: only at the end)");
+  auto* o_samp = c->add_option("--sample-every", a->sample_every, "Sample grid every N steps (0: only at the end)");
+  auto* o_snum = c->add_option("--sample-num", a->sample_num, "Images per sample grid");
+  auto* o_log = c->add_option("--log-every", a->log_every, "Log line and metrics.jsonl record every N steps");
+  auto* o_thr = c->add_option("--threads", a->threads, "CPU threads (0: all available cores)");
+  auto* o_sched = c->add_option("--schedule", a->schedule, "Beta schedule: linear | cosine");
+  auto* o_T = c->add_option("--timesteps", a->timesteps, "Diffusion steps T");
+  auto* o_flip = c->add_flag("--flip,!--no-flip", a->flip, "Random horizontal flips");
+  c->add_flag("--resume", a->resume, "Continue the run in --out from its checkpoint (to --steps in total)");
+
+  auto run = [=]() -> int {
+    Config cfg;
+    if (!a->config_file.empty()) apply_toml_file(cfg, a->config_file);
+    if (o_preset->count()) {
+      cfg.model = preset_model(a->preset);
+      cfg.preset = a->preset;
+    }
+    auto& t = cfg.train;
+    if (o_data->count()) t.data = a->data;
+    if (o_out->count()) t.out = a->out;
+    if (o_steps->count()) t.steps = a->steps;
+    if (o_bs->count()) t.batch_size = a->batch_size;
+    if (o_lr->count()) t.lr = a->lr;
+    if (o_warm->count()) t.warmup = a->warmup;
+    if (o_ema->count()) t.ema_decay = a->ema_decay;
+    if (o_seed->count()) t.seed = a->seed;
+    if (o_dev->count()) t.device = a->device;
+    if (o_save->count()) t.save_every = a->save_every;
+    if (o_samp->count()) t.sample_every = a->sample_every;
+    if (o_snum->count()) t.sample_num = a->sample_num;
+    if (o_log->count()) t.log_every = a->log_every;
+    if (o_thr->count()) t.threads = a->threads;
+    if (o_flip->count()) t.flip = a->flip;
+    if (o_sched->count()) cfg.diffusion.schedule = a->schedule;
+    if (o_T->count()) cfg.diffusion.timesteps = a->timesteps;
+    validate(cfg);
+
+    // Everything that can fail on input is checked before the run directory is touched.
+    auto data = load_dataset(t.data);
+    check_dataset_matches(data, cfg.model);
+    const auto device = resolve_device(t.device);
+    set_threads(t.threads);
+    const fs::path out(t.out);
+    const auto ckpt = (out / "checkpoint.safetensors").string();
+    const bool have_ckpt = fs::exists(ckpt);
+    if (have_ckpt && !a->resume)
+      throw std::runtime_error("--out '" + t.out + "' already holds a run (checkpoint.safetensors); pass --resume to "
+                               "continue it or choose another --out");
+    if (have_ckpt) load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
+    ensure_writable_dir(t.out, "--out");
+
+    Trainer trainer(cfg, std::move(data), device);
+    if (have_ckpt) {
+      trainer.load(ckpt);
+      std::cerr << "resuming " << ckpt << " at step " << trainer.step() << "\n";
+    } else if (a->resume) {
+      std::cerr << "no checkpoint in " << t.out << " yet; starting a new run\n";
+    }
+    write_file_atomic((out / "config.toml").string(), to_toml(cfg));
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    TrainHooks hooks;
+    hooks.stop = &g_stop;
+    hooks.log = &std::cerr;
+    hooks.tty = stderr_is_tty();
+    const bool finished = trainer.run(hooks);
+    return finished ? 0 : 130;
+  };
+  return {c, run};
+}
+
+}  // namespace ddpm::app

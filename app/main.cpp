@@ -1,0 +1,47 @@
+// main.cpp — the `ddpm` command line. The only place that catches: library errors become one line
+// "ddpm: error: ..." and a non-zero exit (2 for usage errors, 1 otherwise, 130 when interrupted).
+#include "commands.h"
+
+#include <c10/util/Exception.h>
+
+#include <iostream>
+#include <vector>
+
+namespace {
+std::string one_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  for (auto& c : s)
+    if (c == '\n') c = ' ';
+  return s;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App root{"ddpm — denoising diffusion probabilistic models in C++ (train, sample, inspect, benchmark)"};
+  root.require_subcommand(1);
+  root.set_help_all_flag("--help-all", "Print help for every sub-command");
+  std::vector<ddpm::app::Command> commands = {
+      ddpm::app::add_train(root), ddpm::app::add_sample(root), ddpm::app::add_noise(root),
+      ddpm::app::add_info(root),  ddpm::app::add_bench(root),  ddpm::app::add_export(root),
+  };
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "ddpm: error: " << one_line(e.what()) << " (see ddpm --help)\n";
+    return 2;
+  }
+  try {
+    for (auto& c : commands)
+      if (c.app->parsed()) return c.run();
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "ddpm: error: " << one_line(e.what_without_backtrace()) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "ddpm: error: " << one_line(e.what()) << "\n";
+  }
+  return 1;
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# setup.sh — installs every dependency from Debian 12's archive (idempotent: skips apt when all are present).
+set -euo pipefail
+PKGS=(build-essential cmake ninja-build pkg-config python3
+      libtorch-dev libopenblas0-pthread        # LibTorch 1.13 (CPU); OpenBLAS instead of the reference BLAS (~35x)
+      libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
+      dataset-fashion-mnist)                    # the real Fashion-MNIST in /usr/share/datasets/fashion-mnist
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all dependencies present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,268 @@
+// config.cpp — presets, TOML and JSON for the plain-data config in config.h.
+#include "ddpm/config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace ddpm {
+namespace {
+
+struct PresetEntry {
+  const char* name;
+  ModelConfig model;
+  const char* about;
+};
+
+const std::vector<PresetEntry>& presets() {
+  static const std::vector<PresetEntry> p = {
+      // The DDPM paper's CIFAR-10 model: 35,746,307 parameters.
+      {"cifar10", ModelConfig{32, 3, 128, {1, 2, 2, 2}, 2, {16}, 0.1}, "DDPM CIFAR-10 model (35.7M)"},
+      // The Fashion-MNIST model: 6,469,889 parameters.
+      {"fmnist", ModelConfig{28, 1, 64, {1, 2, 2}, 2, {14}, 0.1}, "Fashion-MNIST model (6.5M)"},
+      // CPU demo model: a quarter of the width, one ResBlock per level, attention only in the middle (7x7).
+      {"fmnist-small", ModelConfig{28, 1, 32, {1, 2, 2}, 1, {}, 0.0}, "Fashion-MNIST CPU demo model"},
+      // Test model: smallest that still exercises every block type (attention at 14x14 included).
+      {"tiny", ModelConfig{28, 1, 32, {1, 2}, 1, {14}, 0.0}, "test model"},
+  };
+  return p;
+}
+
+template <class T>
+std::vector<T> array_of(const toml::node& node, const std::string& where) {
+  const auto* arr = node.as_array();
+  if (!arr) throw std::runtime_error(where + ": expected an array of integers");
+  std::vector<T> out;
+  for (const auto& el : *arr) {
+    auto v = el.value<int64_t>();
+    if (!v) throw std::runtime_error(where + ": expected an array of integers");
+    out.push_back(static_cast<T>(*v));
+  }
+  return out;
+}
+
+template <class T>
+T scalar_of(const toml::node& node, const std::string& where) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (auto v = node.value_exact<bool>()) return *v;
+    throw std::runtime_error(where + ": expected true or false");
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = node.value_exact<std::string>()) return *v;
+    throw std::runtime_error(where + ": expected a string");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (auto v = node.value<double>()) return static_cast<T>(*v);
+    throw std::runtime_error(where + ": expected a number");
+  } else {
+    if (auto v = node.value_exact<int64_t>()) {
+      if (std::is_unsigned_v<T> && *v < 0) throw std::runtime_error(where + ": expected a non-negative integer");
+      return static_cast<T>(*v);
+    }
+    throw std::runtime_error(where + ": expected an integer");
+  }
+}
+
+// One table of key -> setter, so the TOML reader, the writer and the unknown-key check share one list.
+using Setter = std::function<void(Config&, const toml::node&, const std::string&)>;
+
+#define FIELD(sec, name, type) \
+  {#name, [](Config& c, const toml::node& n, const std::string& w) { c.sec.name = scalar_of<type>(n, w); }}
+
+const std::map<std::string, std::map<std::string, Setter>>& setters() {
+  static const std::map<std::string, std::map<std::string, Setter>> s = {
+      {"model",
+       {FIELD(model, image_size, int64_t), FIELD(model, channels, int64_t), FIELD(model, ch, int64_t),
+        {"ch_mult", [](Config& c, const toml::node& n, const std::string& w) { c.model.ch_mult = array_of<int64_t>(n, w); }},
+        FIELD(model, num_res_blocks, int64_t),
+        {"attn_resolutions",
+         [](Config& c, const toml::node& n, const std::string& w) { c.model.attn_resolutions = array_of<int64_t>(n, w); }},
+        FIELD(model, dropout, double)}},
+      {"diffusion",
+       {FIELD(diffusion, schedule, std::string), FIELD(diffusion, timesteps, int64_t),
+        FIELD(diffusion, variance, std::string)}},
+      {"train",
+       {FIELD(train, data, std::string), FIELD(train, out, std::string), FIELD(train, steps, int64_t),
+        FIELD(train, batch_size, int64_t), FIELD(train, lr, double), FIELD(train, warmup, int64_t),
+        FIELD(train, grad_clip, double), FIELD(train, ema_decay, double), FIELD(train, flip, bool),
+        FIELD(train, seed, uint64_t), FIELD(train, save_every, int64_t), FIELD(train, sample_every, int64_t),
+        FIELD(train, sample_num, int64_t), FIELD(train, sample_steps, int64_t), FIELD(train, log_every, int64_t),
+        FIELD(train, device, std::string), FIELD(train, threads, int64_t)}},
+  };
+  return s;
+}
+#undef FIELD
+
+void apply_table(Config& cfg, const toml::table& root, const std::string& source) {
+  if (auto* p = root.get("preset")) {
+    cfg.preset = scalar_of<std::string>(*p, source + ": preset");
+    cfg.model = preset_model(cfg.preset);
+  }
+  for (const auto& [key, node] : root) {
+    const std::string k(key.str());
+    if (k == "preset") continue;
+    auto sec = setters().find(k);
+    if (sec == setters().end())
+      throw std::runtime_error(source + ": unknown key '" + k + "' (expected preset, [model], [diffusion], [train])");
+    const auto* table = node.as_table();
+    if (!table) throw std::runtime_error(source + ": '" + k + "' must be a table ([" + k + "])");
+    for (const auto& [fkey, fnode] : *table) {
+      const std::string f(fkey.str());
+      auto it = sec->second.find(f);
+      if (it == sec->second.end()) throw std::runtime_error(source + ": unknown key '" + k + "." + f + "'");
+      it->second(cfg, fnode, source + ": " + k + "." + f);
+    }
+  }
+}
+
+template <class T>
+toml::array to_toml_array(const std::vector<T>& v) {
+  toml::array a;
+  for (auto x : v) a.push_back(static_cast<int64_t>(x));
+  return a;
+}
+
+}  // namespace
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const auto& p : presets()) names.emplace_back(p.name);
+  return names;
+}
+
+ModelConfig preset_model(const std::string& name) {
+  std::string all;
+  for (const auto& p : presets()) {
+    if (name == p.name) return p.model;
+    all += (all.empty() ? "" : ", ") + std::string(p.name);
+  }
+  throw std::runtime_error("unknown preset '" + name + "' (expected one of: " + all + ")");
+}
+
+void apply_toml_string(Config& cfg, const std::string& text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ": " << e.description();
+    throw std::runtime_error(os.str());
+  }
+  apply_table(cfg, root, source);
+}
+
+void apply_toml_file(Config& cfg, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  apply_toml_string(cfg, ss.str(), path);
+}
+
+std::string to_toml(const Config& c) {
+  toml::table model{{"image_size", c.model.image_size}, {"channels", c.model.channels}, {"ch", c.model.ch},
+                    {"ch_mult", to_toml_array(c.model.ch_mult)}, {"num_res_blocks", c.model.num_res_blocks},
+                    {"attn_resolutions", to_toml_array(c.model.attn_resolutions)}, {"dropout", c.model.dropout}};
+  toml::table diffusion{{"schedule", c.diffusion.schedule}, {"timesteps", c.diffusion.timesteps},
+                        {"variance", c.diffusion.variance}};
+  const auto& t = c.train;
+  toml::table train{{"data", t.data}, {"out", t.out}, {"steps", t.steps}, {"batch_size", t.batch_size},
+                    {"lr", t.lr}, {"warmup", t.warmup}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
+                    {"flip", t.flip}, {"seed", static_cast<int64_t>(t.seed)}, {"save_every", t.save_every},
+                    {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
+                    {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
+                    {"threads", t.threads}};
+  toml::table root{{"preset", c.preset}, {"model", model}, {"diffusion", diffusion}, {"train", train}};
+  std::ostringstream os;
+  os << "# Effective configuration of this run, written by ddpm train.\n" << root << "\n";
+  return os.str();
+}
+
+nlohmann::json to_json(const ModelConfig& m) {
+  return {{"image_size", m.image_size}, {"channels", m.channels}, {"ch", m.ch}, {"ch_mult", m.ch_mult},
+          {"num_res_blocks", m.num_res_blocks}, {"attn_resolutions", m.attn_resolutions}, {"dropout", m.dropout}};
+}
+
+nlohmann::json to_json(const Config& c) {
+  // JSON mirrors the TOML layout exactly: both go through the same TOML writer/reader.
+  nlohmann::json j;
+  j["preset"] = c.preset;
+  j["model"] = to_json(c.model);
+  j["diffusion"] = {{"schedule", c.diffusion.schedule}, {"timesteps", c.diffusion.timesteps},
+                    {"variance", c.diffusion.variance}};
+  const auto& t = c.train;
+  j["train"] = {{"data", t.data}, {"out", t.out}, {"steps", t.steps}, {"batch_size", t.batch_size},
+                {"lr", t.lr}, {"warmup", t.warmup}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
+                {"flip", t.flip}, {"seed", t.seed}, {"save_every", t.save_every},
+                {"sample_every", t.sample_every}, {"sample_num", t.sample_num}, {"sample_steps", t.sample_steps},
+                {"log_every", t.log_every}, {"device", t.device}, {"threads", t.threads}};
+  return j;
+}
+
+Config config_from_json(const nlohmann::json& j) {
+  // Round-trip through TOML so the unknown-key and type checks are the same code.
+  if (!j.is_object()) throw std::runtime_error("config is not a JSON object");
+  toml::table root;
+  for (const auto& [k, v] : j.items()) {
+    if (k == "preset") {
+      root.insert("preset", v.get<std::string>());
+      continue;
+    }
+    if (!v.is_object()) throw std::runtime_error("config section '" + k + "' is not an object");
+    toml::table sec;
+    for (const auto& [fk, fv] : v.items()) {
+      if (fv.is_boolean()) sec.insert(fk, fv.get<bool>());
+      else if (fv.is_number_integer()) sec.insert(fk, fv.get<int64_t>());
+      else if (fv.is_number()) sec.insert(fk, fv.get<double>());
+      else if (fv.is_string()) sec.insert(fk, fv.get<std::string>());
+      else if (fv.is_array()) {
+        toml::array a;
+        for (const auto& e : fv) a.push_back(e.get<int64_t>());
+        sec.insert(fk, a);
+      } else throw std::runtime_error("config key '" + k + "." + fk + "' has an unsupported type");
+    }
+    root.insert(k, sec);
+  }
+  Config c;
+  apply_table(c, root, "checkpoint config");
+  return c;
+}
+
+void validate(const Config& c) {
+  auto need = [](bool ok, const std::string& msg) {
+    if (!ok) throw std::runtime_error(msg);
+  };
+  const auto& m = c.model;
+  need(m.image_size > 0, "model.image_size must be positive");
+  need(m.channels > 0, "model.channels must be positive");
+  need(m.ch > 0 && m.ch % 32 == 0, "model.ch must be a positive multiple of 32 (GroupNorm(32))");
+  need(!m.ch_mult.empty(), "model.ch_mult must not be empty");
+  for (auto k : m.ch_mult) need(k > 0, "model.ch_mult entries must be positive");
+  need(m.num_res_blocks > 0, "model.num_res_blocks must be positive");
+  const int64_t down = int64_t(1) << (m.ch_mult.size() - 1);
+  need(m.image_size % down == 0, "model.image_size " + std::to_string(m.image_size) + " is not divisible by " +
+                                     std::to_string(down) + " (2^(levels-1))");
+  need(m.dropout >= 0.0 && m.dropout < 1.0, "model.dropout must be in [0, 1)");
+  need(c.diffusion.timesteps >= 2, "diffusion.timesteps must be at least 2");
+  need(c.diffusion.schedule == "linear" || c.diffusion.schedule == "cosine",
+       "diffusion.schedule must be linear or cosine, got '" + c.diffusion.schedule + "'");
+  need(c.diffusion.variance == "fixed_small" || c.diffusion.variance == "fixed_large",
+       "diffusion.variance must be fixed_small or fixed_large, got '" + c.diffusion.variance + "'");
+  const auto& t = c.train;
+  need(t.steps > 0, "train.steps must be positive, got " + std::to_string(t.steps));
+  need(t.batch_size > 0, "train.batch_size must be positive, got " + std::to_string(t.batch_size));
+  need(t.lr > 0, "train.lr must be positive");
+  need(t.warmup >= 0, "train.warmup must be >= 0");
+  need(t.grad_clip >= 0, "train.grad_clip must be >= 0");
+  need(t.ema_decay >= 0 && t.ema_decay < 1, "train.ema_decay must be in [0, 1)");
+  need(t.save_every >= 0 && t.sample_every >= 0, "train.save_every and train.sample_every must be >= 0");
+  need(t.sample_num > 0, "train.sample_num must be positive");
+  need(t.sample_steps > 0, "train.sample_steps must be positive");
+  need(t.log_every > 0, "train.log_every must be positive");
+  need(t.threads >= 0, "train.threads must be >= 0");
+  need(t.device == "auto" || t.device == "cpu" || t.device == "cuda",
+       "train.device must be auto, cpu or cuda, got '" + t.device + "'");
+}
+
+}  // namespace ddpm

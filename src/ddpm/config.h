@@ -1,0 +1,77 @@
+// config.h — everything that defines a model and a run, as plain data with defaults (nanoGPT style).
+// Presets fill the model; a TOML file can set any field; command-line flags override both. Unknown keys are
+// errors. The effective config is written to the run directory (config.toml) and into every checkpoint (JSON).
+// Not here: parsing of the command line (app/) or validation against a dataset (train.cpp).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ddpm {
+
+struct ModelConfig {
+  int64_t image_size = 28;   // H = W
+  int64_t channels = 1;      // C of the images
+  int64_t ch = 64;           // base width
+  std::vector<int64_t> ch_mult{1, 2, 2};
+  int64_t num_res_blocks = 2;
+  std::vector<int64_t> attn_resolutions{14};
+  double dropout = 0.1;
+};
+
+struct DiffusionConfig {
+  std::string schedule = "linear";    // linear | cosine
+  int64_t timesteps = 1000;           // T
+  std::string variance = "fixed_large";  // reverse-process variance for sampling: fixed_large (β_t) | fixed_small (β̃_t)
+};
+
+struct TrainConfig {
+  std::string data = "fashion-mnist";  // dataset spec, see data.h
+  std::string out = "runs/fmnist";     // run directory
+  int64_t steps = 10000;               // total optimisation steps of the run (a resumed run continues to this)
+  int64_t batch_size = 64;             // global batch (divided across ranks)
+  double lr = 2e-4;                    // Adam learning rate after warm-up
+  int64_t warmup = 1000;               // linear learning-rate warm-up steps
+  double grad_clip = 1.0;              // global gradient-norm clip (0 = off)
+  double ema_decay = 0.9999;           // EMA decay, with warm-up min(decay, (1+n)/(10+n))
+  bool flip = false;                   // random horizontal flips
+  uint64_t seed = 0;
+  int64_t save_every = 1000;           // checkpoint interval in steps (0 = only at the end)
+  int64_t sample_every = 1000;         // sample-grid interval in steps (0 = only at the end)
+  int64_t sample_num = 64;             // images in each sample grid
+  int64_t sample_steps = 100;          // DDPM steps (respaced) for the grids written during training
+  int64_t log_every = 50;              // metrics.jsonl / plain log interval
+  std::string device = "auto";         // auto | cpu | cuda
+  int64_t threads = 0;                 // torch intra-op threads, 0 = cores available
+};
+
+struct Config {
+  std::string preset = "fmnist";
+  ModelConfig model;
+  DiffusionConfig diffusion;
+  TrainConfig train;
+};
+
+// Names of the built-in model presets: cifar10, fmnist, fmnist-small, tiny.
+std::vector<std::string> preset_names();
+// The model of a preset; throws "unknown preset" listing the valid names.
+ModelConfig preset_model(const std::string& name);
+
+// Apply a TOML document (sections [model], [diffusion], [train] and a top-level `preset`) over `cfg`.
+// A `preset` key replaces the model first, then explicit [model] keys override it.
+// Throws with the path and the key for unknown keys, wrong types or parse errors.
+void apply_toml_file(Config& cfg, const std::string& path);
+void apply_toml_string(Config& cfg, const std::string& text, const std::string& source_name);
+std::string to_toml(const Config& cfg);
+
+nlohmann::json to_json(const Config& cfg);
+Config config_from_json(const nlohmann::json& j);  // throws on missing or unknown keys
+nlohmann::json to_json(const ModelConfig& m);
+
+// Throws std::runtime_error naming the field for impossible values (non-positive sizes, GroupNorm widths, ...).
+void validate(const Config& cfg);
+
+}  // namespace ddpm

@@ -1,0 +1,51 @@
+// runtime.cpp — see runtime.h.
+#include "ddpm/runtime.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <sched.h>
+
+#include <stdexcept>
+#include <thread>
+
+namespace ddpm {
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+int set_threads(int64_t n) {
+  const int threads = n > 0 ? static_cast<int>(n) : available_cores();
+  torch::set_num_threads(threads);
+  return threads;
+}
+
+torch::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available())
+      throw std::runtime_error("--device cuda: this build or machine has no CUDA device (use --device cpu)");
+    return torch::kCUDA;
+  }
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  throw std::runtime_error("unknown device '" + name + "' (expected auto, cpu or cuda)");
+}
+
+torch::Generator make_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+uint64_t mix_seed(uint64_t seed, uint64_t counter, uint64_t stream) {
+  auto splitmix = [](uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+  };
+  return splitmix(splitmix(splitmix(seed) ^ counter) ^ (stream * 0xd1b54a32d192ed03ull));
+}
+
+}  // namespace ddpm

@@ -1,0 +1,24 @@
+// runtime.h — process-level set-up shared by the CLI, tests and benchmarks: thread count, device choice,
+// seed derivation. Not here: anything about models or data.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace ddpm {
+
+// Cores this process may run on (sched_getaffinity), at least 1.
+int available_cores();
+// Sets torch's intra-op threads: n > 0 as given, 0 = available_cores() (Debian's libtorch starts with 1).
+int set_threads(int64_t n);
+// "auto" -> cuda if available else cpu; "cuda" without CUDA throws.
+torch::Device resolve_device(const std::string& name);
+// A fresh CPU generator with the given seed.
+torch::Generator make_generator(uint64_t seed);
+// Derives independent seeds for (seed, counter, stream) — SplitMix64 mixing — so every random draw of a step
+// is a pure function of the run's seed and the step number (exact resume, rank-independent batches).
+uint64_t mix_seed(uint64_t seed, uint64_t counter, uint64_t stream);
+
+}  // namespace ddpm

@@ -1,0 +1,23 @@
+// ddpm_sampler.h — ancestral sampling of DDPM (Ho et al. 2020, Algorithm 2), optionally on a respaced subset of
+// the timesteps (Nichol & Dhariwal 2021, §4: the same model, a shorter chain with recomputed β).
+#pragma once
+
+#include "ddpm/samplers/sampler.h"
+#include "ddpm/schedule.h"
+
+namespace ddpm {
+
+struct DDPMSamplerOptions {
+  int64_t steps = 0;                              // reverse steps; 0 = all T
+  VarianceType variance = VarianceType::FixedLarge;
+  bool clip_x0 = true;                            // clip the x_0 prediction to [-1, 1] before the posterior mean
+  StepCallback on_step;                           // optional progress
+};
+
+// Runs the reverse chain from x_T (given, [B,C,H,W]) to x_0. Per-step noise comes from `noise` (CPU) and is
+// moved to x_T's device, so one seed gives the same images everywhere. The last step adds no noise and,
+// since its ᾱ_{t−1} = 1, returns the final (clipped) x_0 prediction.
+torch::Tensor ddpm_sample(const Schedule& schedule, const EpsModel& model, const torch::Tensor& x_T,
+                          const NoiseFn& noise, const DDPMSamplerOptions& opts = {});
+
+}  // namespace ddpm

@@ -1,0 +1,328 @@
+// train.cpp — see train.h. Size legend: B global batch, b = B / world_size per-rank batch, C×H×W image.
+#include "ddpm/train.h"
+
+#include "ddpm/checkpoint.h"
+#include "ddpm/image_io.h"
+#include "ddpm/runtime.h"
+#include "ddpm/samplers/ddpm_sampler.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+namespace ddpm {
+namespace fs = std::filesystem;
+namespace {
+
+// Independent random streams of a step (see mix_seed).
+constexpr uint64_t kStreamData = 1, kStreamNoise = 2, kStreamDropout = 3, kStreamInit = 4;
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto total = static_cast<int64_t>(s + 0.5);
+  std::ostringstream os;
+  if (total >= 3600) os << total / 3600 << "h" << std::setw(2) << std::setfill('0') << (total % 3600) / 60 << "m";
+  else if (total >= 60) os << total / 60 << "m" << std::setw(2) << std::setfill('0') << total % 60 << "s";
+  else os << total << "s";
+  return os.str();
+}
+
+}  // namespace
+
+Adam::Adam(std::vector<torch::Tensor> params, double beta1, double beta2, double eps)
+    : params_(std::move(params)), beta1_(beta1), beta2_(beta2), eps_(eps) {
+  for (const auto& p : params_) {
+    m_.push_back(torch::zeros_like(p));
+    v_.push_back(torch::zeros_like(p));
+  }
+}
+
+void Adam::step(double lr) {
+  torch::NoGradGuard ng;
+  ++t_;
+  const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
+  const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& g = params_[i].grad();
+    if (!g.defined()) continue;
+    m_[i].mul_(beta1_).add_(g, 1.0 - beta1_);                    // m_t = β1 m + (1 − β1) g
+    v_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);             // v_t = β2 v + (1 − β2) g²
+    auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(eps_);     // √v̂_t + ε
+    params_[i].addcdiv_(m_[i], denom, -lr / bc1);                // θ −= α m̂_t / (√v̂_t + ε)
+  }
+}
+
+double ema_decay_at(double decay, int64_t n) {
+  return std::min(decay, (1.0 + static_cast<double>(n)) / (10.0 + static_cast<double>(n)));
+}
+
+double lr_at(const TrainConfig& t, int64_t step) {
+  if (t.warmup <= 0) return t.lr;
+  return t.lr * std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(t.warmup));
+}
+
+void check_dataset_matches(const Dataset& d, const ModelConfig& m) {
+  if (d.height() != m.image_size || d.width() != m.image_size || d.channels() != m.channels)
+    throw std::runtime_error("dataset '" + d.name + "' has images of " + std::to_string(d.channels()) + "x" +
+                             std::to_string(d.height()) + "x" + std::to_string(d.width()) + " but the model expects " +
+                             std::to_string(m.channels) + "x" + std::to_string(m.image_size) + "x" +
+                             std::to_string(m.image_size));
+}
+
+Trainer::Trainer(Config cfg, Dataset data, torch::Device device, std::shared_ptr<Communicator> comm)
+    : cfg_(std::move(cfg)),
+      data_(std::move(data)),
+      device_(device),
+      comm_(comm ? std::move(comm) : std::make_shared<LocalCommunicator>()),
+      schedule_(parse_beta_schedule(cfg_.diffusion.schedule), cfg_.diffusion.timesteps) {
+  validate(cfg_);
+  check_dataset_matches(data_, cfg_.model);
+  if (cfg_.train.batch_size % comm_->world_size() != 0)
+    throw std::runtime_error("batch size " + std::to_string(cfg_.train.batch_size) +
+                             " is not divisible by the world size " + std::to_string(comm_->world_size()));
+  torch::manual_seed(mix_seed(cfg_.train.seed, 0, kStreamInit));
+  model_ = UNet(cfg_.model);
+  ema_ = UNet(cfg_.model);
+  model_->to(device_);
+  ema_->to(device_);
+  params_ = model_->parameters();
+  comm_->broadcast(params_, 0);  // identical initial weights on every rank
+  ema_params_ = ema_->parameters();
+  {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      ema_params_[i].copy_(params_[i]);
+      ema_params_[i].set_requires_grad(false);
+    }
+  }
+  model_->train();
+  ema_->eval();
+  opt_ = std::make_unique<Adam>(params_);
+}
+
+torch::Tensor Trainer::epoch_permutation(int64_t epoch) const {
+  if (epoch != cached_epoch_) {
+    auto gen = make_generator(mix_seed(cfg_.train.seed, static_cast<uint64_t>(epoch), kStreamData));
+    cached_perm_ = torch::randperm(data_.size(), gen, torch::kLong);
+    cached_epoch_ = epoch;
+  }
+  return cached_perm_;
+}
+
+Trainer::Batch Trainer::batch_for_step(int64_t step) const {
+  const int64_t B = cfg_.train.batch_size, W = comm_->world_size(), b = B / W, r = comm_->rank();
+  const int64_t N = data_.size();
+  const auto C = cfg_.model.channels, S = cfg_.model.image_size;
+
+  // Sample indices: position p of the endless stream of epochs, each a fresh permutation.
+  auto idx = torch::empty({b}, torch::kLong);
+  auto* ip = idx.data_ptr<int64_t>();
+  for (int64_t i = 0; i < b; ++i) {
+    const int64_t p = step * B + r * b + i;
+    ip[i] = epoch_permutation(p / N).data_ptr<int64_t>()[p % N];
+  }
+  // Timesteps, noise and flips for the whole global batch, then this rank's slice.
+  auto gen = make_generator(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step), kStreamNoise));
+  auto t_all = torch::randint(0, schedule_.T, {B}, gen, torch::kLong);                         // [B]
+  auto noise_all = torch::randn({B, C, S, S}, gen, torch::kFloat32);                           // [B,C,H,W]
+  auto flip_all = torch::rand({B}, gen, torch::kFloat32) < 0.5;                                // [B]
+
+  auto x0 = to_model_range(data_.images.index_select(0, idx));                                 // [b,C,H,W]
+  if (cfg_.train.flip) {
+    auto f = flip_all.slice(0, r * b, (r + 1) * b).view({b, 1, 1, 1});
+    x0 = torch::where(f, x0.flip({3}), x0);
+  }
+  Batch batch;
+  batch.x0 = x0.to(device_);
+  batch.t = t_all.slice(0, r * b, (r + 1) * b).to(device_);                                   // [b]
+  batch.noise = noise_all.slice(0, r * b, (r + 1) * b).to(device_);                           // [b,C,H,W]
+  return batch;
+}
+
+StepStats Trainer::train_step() {
+  StepStats s;
+  torch::manual_seed(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step_), kStreamDropout + 16 * comm_->rank()));
+  auto batch = batch_for_step(step_);
+
+  // Algorithm 1: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; minimise ‖ε − ε_θ(x_t, t)‖² (eq. 14, L_simple).
+  auto x_t = schedule_.q_sample(batch.x0, batch.t, batch.noise);    // [b,C,H,W]
+  auto eps_pred = model_->forward(x_t, batch.t);                     // [b,C,H,W]
+  auto loss = torch::mse_loss(eps_pred, batch.noise);
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+  loss.backward();
+
+  std::vector<torch::Tensor> grads;
+  for (auto& p : params_) grads.push_back(p.grad());
+  if (comm_->world_size() > 1) comm_->all_reduce_mean(grads);
+  {
+    torch::NoGradGuard ng;
+    // Global norm of the (averaged) gradient; clip to grad_clip.
+    std::vector<torch::Tensor> norms;
+    for (auto& g : grads) norms.push_back(g.norm(2));
+    auto total = torch::stack(norms).norm(2);
+    s.grad_norm = total.item<double>();
+    if (cfg_.train.grad_clip > 0 && s.grad_norm > cfg_.train.grad_clip) {
+      const double scale = cfg_.train.grad_clip / (s.grad_norm + 1e-6);
+      for (auto& g : grads) g.mul_(scale);
+    }
+  }
+  s.lr = lr_at(cfg_.train, step_);
+  opt_->step(s.lr);
+  {
+    torch::NoGradGuard ng;
+    const double d = ema_decay_at(cfg_.train.ema_decay, step_);
+    for (size_t i = 0; i < params_.size(); ++i) ema_params_[i].lerp_(params_[i], 1.0 - d);  // ema ← d·ema + (1−d)·θ
+  }
+  auto l = loss.detach().reshape({1});
+  if (comm_->world_size() > 1) {
+    std::vector<torch::Tensor> v{l};
+    comm_->all_reduce_mean(v);
+  }
+  s.loss = l.item<double>();
+  ++step_;
+  return s;
+}
+
+void Trainer::save(const std::string& path) {
+  if (comm_->rank() != 0) return;
+  SafeTensors st;
+  add_module_state(st, *model_, "model.");
+  add_module_state(st, *ema_, "ema.");
+  auto named = model_->named_parameters();
+  for (size_t i = 0; i < named.size(); ++i) {
+    st.tensors.emplace_back("optim.exp_avg." + named[i].key(), opt_->exp_avg()[i]);
+    st.tensors.emplace_back("optim.exp_avg_sq." + named[i].key(), opt_->exp_avg_sq()[i]);
+  }
+  st.metadata = checkpoint_metadata(cfg_, step_);
+  st.metadata["optim_step"] = std::to_string(opt_->steps());
+  safetensors_save(path, st);
+}
+
+void Trainer::load(const std::string& path) {
+  auto ck = load_checkpoint(path);
+  if (to_json(ck.config.model) != to_json(cfg_.model) || ck.config.diffusion.schedule != cfg_.diffusion.schedule ||
+      ck.config.diffusion.timesteps != cfg_.diffusion.timesteps)
+    throw std::runtime_error(path + ": checkpoint was trained with a different model or schedule (" +
+                             to_json(ck.config.model).dump() + ")");
+  load_module_state(*model_, ck.st, "model.", path);
+  load_module_state(*ema_, ck.st, ck.has("ema.") ? "ema." : "model.", path);
+  torch::NoGradGuard ng;
+  auto named = model_->named_parameters();
+  for (size_t i = 0; i < named.size(); ++i) {
+    const auto* m = ck.st.find("optim.exp_avg." + named[i].key());
+    const auto* v = ck.st.find("optim.exp_avg_sq." + named[i].key());
+    if (!m || !v) throw std::runtime_error(path + ": checkpoint lacks optimizer state (a weights-only file cannot be resumed)");
+    opt_->exp_avg()[i].copy_(*m);
+    opt_->exp_avg_sq()[i].copy_(*v);
+  }
+  auto it = ck.st.metadata.find("optim_step");
+  opt_->set_steps(it == ck.st.metadata.end() ? ck.step : std::stoll(it->second));
+  step_ = ck.step;
+}
+
+void Trainer::write_sample_grid(const std::string& path) {
+  torch::NoGradGuard ng;
+  const auto n = cfg_.train.sample_num, C = cfg_.model.channels, S = cfg_.model.image_size;
+  PerImageNoise noise(cfg_.train.seed, n);  // the same images-to-be at every grid, to watch them form
+  auto x_T = noise.draw(0, {n, C, S, S}).to(device_);
+  EpsModel eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return ema_->forward(x, t); };
+  DDPMSamplerOptions opts;
+  opts.steps = std::min(cfg_.train.sample_steps, schedule_.T);
+  opts.variance = parse_variance_type(cfg_.diffusion.variance);
+  auto x0 = ddpm_sample(schedule_, eps, x_T, noise.slice(0), opts);
+  const auto nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  save_png(path, make_grid(to_uint8(x0), nrow));
+}
+
+bool Trainer::run(const TrainHooks& hooks) {
+  const bool rank0 = comm_->rank() == 0;
+  const auto& tc = cfg_.train;
+  const fs::path out(tc.out);
+  const std::string ckpt = (out / "checkpoint.safetensors").string();
+  std::ofstream metrics;
+  if (rank0) {
+    fs::create_directories(out / "samples");
+    metrics.open(out / "metrics.jsonl", std::ios::app);
+    if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": cannot open for writing");
+  }
+  auto log = [&](const std::string& line) {
+    if (rank0 && hooks.log) *hooks.log << line << std::flush;
+  };
+  if (step_ >= tc.steps) {
+    log("run already at step " + std::to_string(step_) + " of " + std::to_string(tc.steps) + "; nothing to do\n");
+    return true;
+  }
+  log("training " + cfg_.preset + " (" + std::to_string(count_parameters(*model_)) + " parameters) on " +
+      data_.name + " (" + std::to_string(data_.size()) + " images), steps " + std::to_string(step_) + " -> " +
+      std::to_string(tc.steps) + ", batch " + std::to_string(tc.batch_size) + ", world size " +
+      std::to_string(comm_->world_size()) + ", device " + device_.str() + ", threads " +
+      std::to_string(torch::get_num_threads()) + "\n");
+
+  using clock = std::chrono::steady_clock;
+  const auto t_begin = clock::now();
+  auto t_window = t_begin;
+  const int64_t first_step = step_;
+  double loss_sum = 0, gnorm_sum = 0;
+  int64_t window_steps = 0;
+  StepStats last;
+
+  while (step_ < tc.steps) {
+    if (hooks.stop && hooks.stop->load()) {
+      if (hooks.tty) log("\n");
+      log("interrupted at step " + std::to_string(step_) + "; saving checkpoint\n");
+      save(ckpt);
+      return false;
+    }
+    last = train_step();
+    loss_sum += last.loss;
+    gnorm_sum += last.grad_norm;
+    ++window_steps;
+
+    const bool log_now = step_ % tc.log_every == 0 || step_ == tc.steps;
+    if (log_now || hooks.tty) {
+      const auto now = clock::now();
+      const double since_begin = std::chrono::duration<double>(now - t_begin).count();
+      const double rate = static_cast<double>((step_ - first_step) * tc.batch_size) / std::max(since_begin, 1e-9);
+      const double eta = static_cast<double>((tc.steps - step_) * tc.batch_size) / std::max(rate, 1e-9);
+      std::ostringstream line;
+      line << "step " << step_ << "/" << tc.steps << " | loss " << std::fixed << std::setprecision(4)
+           << (log_now ? loss_sum / window_steps : last.loss) << " | lr " << std::scientific << std::setprecision(2)
+           << last.lr << std::fixed << std::setprecision(1) << " | " << rate << " img/s | ETA "
+           << format_duration(eta);
+      if (hooks.tty) log("\r\033[K" + line.str());
+      if (log_now) {
+        const double win_s = std::chrono::duration<double>(now - t_window).count();
+        const double win_rate = static_cast<double>(window_steps * tc.batch_size) / std::max(win_s, 1e-9);
+        if (!hooks.tty) log(line.str() + "\n");
+        if (rank0) {
+          nlohmann::json j = {{"step", step_},
+                              {"loss", loss_sum / window_steps},
+                              {"lr", last.lr},
+                              {"grad_norm", gnorm_sum / window_steps},
+                              {"images_per_sec", win_rate},
+                              {"elapsed_s", since_begin}};
+          metrics << j.dump() << "\n" << std::flush;
+        }
+        loss_sum = gnorm_sum = 0;
+        window_steps = 0;
+        t_window = now;
+      }
+    }
+    const bool end = step_ == tc.steps;
+    if (rank0 && ((tc.sample_every > 0 && step_ % tc.sample_every == 0) || end)) {
+      std::ostringstream name;
+      name << "step_" << std::setw(7) << std::setfill('0') << step_ << ".png";
+      write_sample_grid((out / "samples" / name.str()).string());
+    }
+    if ((tc.save_every > 0 && step_ % tc.save_every == 0) || end) save(ckpt);
+  }
+  if (hooks.tty) log("\n");
+  log("done: " + std::to_string(step_) + " steps; checkpoint " + ckpt + "\n");
+  return true;
+}
+
+}  // namespace ddpm

@@ -1,0 +1,122 @@
+// train.h — the DDPM training loop: L_simple (Ho et al. 2020, eq. 14 / Algorithm 1), Adam with linear warm-up,
+// global gradient-norm clipping, an EMA of the weights, periodic sample grids and checkpoints.
+//
+// Distributed by design: a Communicator supplies rank, world size and gradient averaging; world size 1 is the
+// LocalCommunicator. The global batch of step s is a pure function of (seed, s): every rank computes the same
+// global sample indices, timesteps and noise and takes its own slice, so a run is reproducible for a given
+// seed whatever the world size, and resume needs no RNG state beyond the step number.
+// Not here: the network (unet.h), the sampler (samplers/), file formats (checkpoint.h).
+#pragma once
+
+#include "ddpm/config.h"
+#include "ddpm/data.h"
+#include "ddpm/schedule.h"
+#include "ddpm/unet.h"
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace ddpm {
+
+// What the trainer needs from a process group. Implementations: LocalCommunicator (world size 1).
+struct Communicator {
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  virtual void all_reduce_mean(std::vector<torch::Tensor>& tensors) = 0;  // in place, averaged over ranks
+  virtual void broadcast(std::vector<torch::Tensor>& tensors, int root) = 0;
+};
+
+struct LocalCommunicator : Communicator {
+  int rank() const override { return 0; }
+  int world_size() const override { return 1; }
+  void all_reduce_mean(std::vector<torch::Tensor>&) override {}
+  void broadcast(std::vector<torch::Tensor>&, int) override {}
+};
+
+// Adam (Kingma & Ba 2015, Algorithm 1) with bias correction, PyTorch's defaults β = (0.9, 0.999), ε = 1e-8.
+// Written out so that its whole state is plain named tensors in the checkpoint.
+class Adam {
+ public:
+  explicit Adam(std::vector<torch::Tensor> params, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
+  void step(double lr);  // uses p.grad()
+  int64_t steps() const { return t_; }
+  void set_steps(int64_t t) { t_ = t; }
+  std::vector<torch::Tensor>& exp_avg() { return m_; }
+  std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
+
+ private:
+  std::vector<torch::Tensor> params_, m_, v_;
+  double beta1_, beta2_, eps_;
+  int64_t t_ = 0;
+};
+
+// EMA decay at update n (0-based) with warm-up: min(decay, (1 + n) / (10 + n)).
+double ema_decay_at(double decay, int64_t n);
+// Learning rate at step s: lr · min(1, (s + 1) / warmup).
+double lr_at(const TrainConfig& t, int64_t step);
+
+struct StepStats {
+  double loss = 0;       // mean L_simple over the global batch (averaged across ranks)
+  double grad_norm = 0;  // global norm before clipping
+  double lr = 0;
+};
+
+struct TrainHooks {
+  const std::atomic<bool>* stop = nullptr;  // checked between steps: save and return when set
+  std::ostream* log = nullptr;              // progress and messages (rank 0 only); nullptr = silent
+  bool tty = false;                         // live progress line instead of plain log lines
+};
+
+class Trainer {
+ public:
+  Trainer(Config cfg, Dataset data, torch::Device device, std::shared_ptr<Communicator> comm = nullptr);
+
+  // Loads model, EMA, optimizer and step from a checkpoint written by this trainer.
+  void load(const std::string& checkpoint_path);
+  void save(const std::string& checkpoint_path);
+
+  // One optimisation step at global step `step_` (then increments it).
+  StepStats train_step();
+  // Runs to cfg.train.steps with logging, grids and checkpoints in cfg.train.out. Returns true if it reached
+  // the end, false if stopped early by hooks.stop (a checkpoint is saved either way).
+  bool run(const TrainHooks& hooks);
+
+  // The global batch of step s for this rank: images in [-1, 1] [b,C,H,W], timesteps [b], noise [b,C,H,W].
+  struct Batch {
+    torch::Tensor x0, t, noise;
+  };
+  Batch batch_for_step(int64_t step) const;
+
+  int64_t step() const { return step_; }
+  UNet& model() { return model_; }
+  UNet& ema() { return ema_; }
+  const Schedule& schedule() const { return schedule_; }
+  const Config& config() const { return cfg_; }
+  // Writes a sample grid from the EMA weights to `path`.
+  void write_sample_grid(const std::string& path);
+
+ private:
+  torch::Tensor epoch_permutation(int64_t epoch) const;
+
+  Config cfg_;
+  Dataset data_;
+  torch::Device device_;
+  std::shared_ptr<Communicator> comm_;
+  Schedule schedule_;
+  UNet model_{nullptr}, ema_{nullptr};
+  std::vector<torch::Tensor> params_, ema_params_;
+  std::unique_ptr<Adam> opt_;
+  int64_t step_ = 0;
+  mutable int64_t cached_epoch_ = -1;
+  mutable torch::Tensor cached_perm_;
+};
+
+// Checks that a dataset fits a model: image size and channels.
+void check_dataset_matches(const Dataset& d, const ModelConfig& m);
+
+}  // namespace ddpm

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# test_cli.sh — end-to-end tests of the `ddpm` binary: a short real training run on Fashion-MNIST, sampling,
+# export, resume, and every bad input of the core issue (one-line error, non-zero exit, outputs untouched).
+# Usage: tests/test_cli.sh path/to/ddpm
+set -u
+DDPM=${1:?usage: test_cli.sh path/to/ddpm}
+T=$(mktemp -d "${TMPDIR:-/tmp}/ddpm-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
+bad()  { fail=$((fail + 1)); echo "FAIL - $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+
+# png_size FILE -> "W H" read from the IHDR chunk (independent of our code: Python's stdlib).
+png_size() { /usr/bin/python3 -c '
+import struct, sys, zlib
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+w, h = struct.unpack(">II", b[16:24])
+# decode fully: every IDAT must inflate
+data = b""; i = 8
+while i < len(b):
+    n = struct.unpack(">I", b[i:i+4])[0]; typ = b[i+4:i+8]
+    if typ == b"IDAT": data += b[i+8:i+8+n]
+    i += 12 + n
+zlib.decompress(data)
+print(w, h)' "$1"; }
+
+# expect_error NAME PATTERN CMD... : non-zero exit, exactly one stderr line "ddpm: error: ...PATTERN..."
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  local lines; lines=$(wc -l <"$T/err")
+  if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && grep -q "^ddpm: error: .*$pattern" "$T/err"; then ok "$name"
+  else bad "$name (rc=$rc, $lines stderr lines): $(head -c 400 "$T/err")"; fi
+}
+snapshot() { (cd "$1" && find . -type f -exec sha256sum {} + | sort); }
+
+# --- help and info ------------------------------------------------------------------------------------------
+check "ddpm --help exits 0" "$DDPM" --help >/dev/null
+check "ddpm train --help lists --resume" bash -c "'$DDPM' train --help | grep -q -- --resume"
+check "info --preset fmnist reports 6,469,889 parameters" \
+  bash -c "'$DDPM' info --preset fmnist | grep -q '\"parameters\": 6469889'"
+check "info --preset cifar10 reports 35,746,307 parameters" \
+  bash -c "'$DDPM' info --preset cifar10 | grep -q '\"parameters\": 35746307'"
+
+# --- train a few steps on the real Fashion-MNIST ------------------------------------------------------------
+RUN="$T/run"
+"$DDPM" train --preset tiny --data fashion-mnist --out "$RUN" --steps 3 --batch-size 4 --log-every 1 \
+  --sample-num 4 --threads 2 2>"$T/train.log"
+check "train exits 0" [ $? -eq 0 ]
+check "run directory has checkpoint, config, metrics, final grid" \
+  test -s "$RUN/checkpoint.safetensors" -a -s "$RUN/config.toml" -a -s "$RUN/metrics.jsonl" -a -s "$RUN/samples/step_0000003.png"
+check "metrics.jsonl has 3 records" [ "$(wc -l <"$RUN/metrics.jsonl")" -eq 3 ]
+check "plain log lines when not a terminal" grep -q "^step 3/3 | loss" "$T/train.log"
+
+# --- the checkpoint is a spec-conformant safetensors file (independent stdlib reader) -----------------------
+check "checkpoint layout follows the safetensors spec" /usr/bin/python3 -c '
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8+n].decode("utf-8"))
+md = h.pop("__metadata__")
+assert md["format"] == "ddpm.cpp" and int(md["step"]) == 3 and json.loads(md["config"])["preset"] == "tiny"
+size = {"F32": 4, "F64": 8, "I64": 8, "U8": 1}
+spans = sorted((v["data_offsets"][0], v["data_offsets"][1], k, v) for k, v in h.items())
+pos = 0
+for b0, b1, k, v in spans:
+    assert b0 == pos, k
+    cnt = 1
+    for d in v["shape"]: cnt *= d
+    assert b1 - b0 == cnt * size[v["dtype"]], k
+    pos = b1
+assert pos == len(b) - 8 - n
+names = set(h)
+assert "model.conv_in.weight" in names and "ema.conv_in.weight" in names and "optim.exp_avg.conv_in.weight" in names
+' "$RUN/checkpoint.safetensors"
+
+# --- sample -------------------------------------------------------------------------------------------------
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --num 4 --steps 10 --seed 3 --out "$T/grid.png" \
+  --out-dir "$T/imgs" >"$T/sample.json" 2>/dev/null
+check "sample exits 0 and reports NFE" grep -q '"nfe":10' "$T/sample.json"
+check "grid PNG decodes as 62x62 (2x2 of 28x28, 2px padding)" [ "$(png_size "$T/grid.png")" = "62 62" ]
+check "one PNG per image, 28x28" [ "$(png_size "$T/imgs/000003.png")" = "28 28" ]
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --num 4 --steps 10 --seed 3 --out "$T/grid2.png" --batch-size 3 >/dev/null 2>&1
+check "same seed gives the same images (also across --batch-size)" cmp -s "$T/grid.png" "$T/grid2.png"
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --num 4 --steps 10 --seed 4 --out "$T/grid3.png" >/dev/null 2>&1
+check "another seed gives other images" bash -c "! cmp -s '$T/grid.png' '$T/grid3.png'"
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --num 2 --steps 10 --scale 2 --out "$T/big.png" >/dev/null 2>&1
+check "--scale enlarges the grid" [ "$(png_size "$T/big.png")" = "124 64" ]
+
+# --- export (weights only) and sample from it ---------------------------------------------------------------
+"$DDPM" export --checkpoint "$RUN/checkpoint.safetensors" --out "$T/w.safetensors" 2>/dev/null
+check "export writes a smaller weights-only file" [ "$(stat -c %s "$T/w.safetensors")" -lt "$(stat -c %s "$RUN/checkpoint.safetensors")" ]
+"$DDPM" sample --checkpoint "$T/w.safetensors" --num 4 --steps 10 --seed 3 --out "$T/grid4.png" >/dev/null 2>&1
+check "weights-only file samples the same images" cmp -s "$T/grid.png" "$T/grid4.png"
+
+# --- noise --------------------------------------------------------------------------------------------------
+"$DDPM" noise --data fashion-mnist --index 0 --out "$T/noise.png" --scale 1 2>/dev/null
+check "noise writes a row of 10 images" [ "$(png_size "$T/noise.png")" = "302 32" ]
+"$DDPM" noise --image "$T/imgs/000000.png" --schedule cosine --t 0,500,999 --scale 2 --out "$T/noise2.png" 2>/dev/null
+check "noise from a PNG with --t and --scale" [ "$(png_size "$T/noise2.png")" = "184 64" ]
+
+# --- resume finishes the run --------------------------------------------------------------------------------
+"$DDPM" train --preset tiny --data fashion-mnist --out "$RUN" --steps 5 --batch-size 4 --log-every 1 \
+  --sample-num 4 --resume 2>"$T/resume.log"
+check "--resume continues from step 3 to 5" grep -q "resuming .* at step 3" "$T/resume.log"
+check "resumed checkpoint is at step 5" bash -c "'$DDPM' info --checkpoint '$RUN/checkpoint.safetensors' | grep -q '\"step\": 5'"
+
+# --- bad input: one line, non-zero exit, nothing damaged -----------------------------------------------------
+before=$(snapshot "$RUN")
+mkdir -p "$T/idx-trunc" "$T/idx-magic"
+head -c 1000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$T/idx-trunc/train-images-idx3-ubyte.gz"
+printf '\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00' >"$T/idx-magic/train-images-idx3-ubyte"
+/usr/bin/python3 -c 'import sys; sys.stdout.buffer.write(bytes([0,0,8,3, 0,0,0,5, 0,0,0,28, 0,0,0,28]) + bytes(100))' \
+  >"$T/idx-magic/../idx-size-train-images"
+mkdir -p "$T/idx-size" && mv "$T/idx-size-train-images" "$T/idx-size/train-images-idx3-ubyte"
+printf '[train]\nbogus = 1\n' >"$T/bad.toml"
+head -c 5000 "$RUN/checkpoint.safetensors" >"$T/trunc.safetensors"
+touch "$T/afile"
+TR=(train --preset tiny --steps 2 --batch-size 2)
+expect_error "missing IDX directory"       "not a directory"     "$DDPM" "${TR[@]}" --data mnist:"$T/nope" --out "$T/o1"
+expect_error "truncated gzip IDX"          "gzip"                "$DDPM" "${TR[@]}" --data mnist:"$T/idx-trunc" --out "$T/o1"
+expect_error "wrong IDX magic"             "wrong magic"         "$DDPM" "${TR[@]}" --data mnist:"$T/idx-magic" --out "$T/o1"
+expect_error "IDX size mismatch"           "size mismatch"       "$DDPM" "${TR[@]}" --data mnist:"$T/idx-size" --out "$T/o1"
+expect_error "unknown preset"              "unknown preset"      "$DDPM" train --preset huge --out "$T/o1"
+expect_error "unknown flag"                "bogus"               "$DDPM" train --bogus 1
+expect_error "unknown config key"          "unknown key 'train.bogus'" "$DDPM" train --config "$T/bad.toml" --out "$T/o1"
+expect_error "malformed number"            "steps"               "$DDPM" train --steps 12x --out "$T/o1"
+expect_error "malformed float"             "lr"                  "$DDPM" train --lr fast --out "$T/o1"
+expect_error "zero steps"                  "steps must be positive" "$DDPM" train --preset tiny --steps 0 --out "$T/o1"
+expect_error "negative batch size"         "batch_size must be positive" "$DDPM" train --preset tiny --batch-size -4 --out "$T/o1"
+expect_error "dataset does not fit model"  "model expects 3x32x32" "$DDPM" train --preset cifar10 --steps 1 --out "$T/o1"
+expect_error "unwritable output directory" "cannot create directory" "$DDPM" "${TR[@]}" --out "$T/afile/run"
+expect_error "existing run without --resume" "already holds a run" "$DDPM" "${TR[@]}" --out "$RUN"
+expect_error "not a checkpoint"            "not a valid safetensors" "$DDPM" sample --checkpoint "$T/grid.png" --out "$T/x.png"
+expect_error "truncated checkpoint"        "truncated"           "$DDPM" sample --checkpoint "$T/trunc.safetensors" --out "$T/x.png"
+expect_error "missing checkpoint"          "cannot open"          "$DDPM" sample --checkpoint "$T/none.safetensors" --out "$T/x.png"
+expect_error "sample into missing dir"     "does not exist"      "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --out "$T/no/dir/x.png"
+expect_error "resume onto a corrupt checkpoint" "not a valid safetensors" \
+  bash -c "mkdir -p '$T/corrupt' && cp '$T/trunc.safetensors' '$T/corrupt/checkpoint.safetensors' && \
+           '$DDPM' train --preset tiny --steps 2 --batch-size 2 --out '$T/corrupt' --resume"
+check "failed commands left the run directory untouched" [ "$before" = "$(snapshot "$RUN")" ]
+check "failed commands created no output directory" [ ! -e "$T/o1" ]
+check "corrupt checkpoint was not overwritten" cmp -s "$T/trunc.safetensors" "$T/corrupt/checkpoint.safetensors"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
