@@ -2,6 +2,8 @@
 // "ddpm: error: ..." and a non-zero exit (2 for usage errors, 1 otherwise, 130 when interrupted).
 #include "commands.h"
 
+#include "ddpm/runtime.h"
+
 #include <c10/util/Exception.h>
 
 #include <iostream>
@@ -17,6 +19,7 @@ std::string one_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ddpm::tune_allocator();
   CLI::App root{"ddpm — denoising diffusion probabilistic models in C++ (train, sample, inspect, benchmark)"};
   root.require_subcommand(1);
   root.set_help_all_flag("--help-all", "Print help for every sub-command");

@@ -160,10 +160,15 @@ void apply_toml_file(Config& cfg, const std::string& path) {
   apply_toml_string(cfg, ss.str(), path);
 }
 
-std::string to_toml(const Config& c) {
-  toml::table model{{"image_size", c.model.image_size}, {"channels", c.model.channels}, {"ch", c.model.ch},
-                    {"ch_mult", to_toml_array(c.model.ch_mult)}, {"num_res_blocks", c.model.num_res_blocks},
-                    {"attn_resolutions", to_toml_array(c.model.attn_resolutions)}, {"dropout", c.model.dropout}};
+namespace {
+// The one writer of the field list: TOML and JSON are both printed from this table.
+toml::table to_table(const ModelConfig& m) {
+  return toml::table{{"image_size", m.image_size}, {"channels", m.channels}, {"ch", m.ch},
+                     {"ch_mult", to_toml_array(m.ch_mult)}, {"num_res_blocks", m.num_res_blocks},
+                     {"attn_resolutions", to_toml_array(m.attn_resolutions)}, {"dropout", m.dropout}};
+}
+
+toml::table to_table(const Config& c) {
   toml::table diffusion{{"schedule", c.diffusion.schedule}, {"timesteps", c.diffusion.timesteps},
                         {"variance", c.diffusion.variance}};
   const auto& t = c.train;
@@ -173,32 +178,25 @@ std::string to_toml(const Config& c) {
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
                     {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
                     {"threads", t.threads}};
-  toml::table root{{"preset", c.preset}, {"model", model}, {"diffusion", diffusion}, {"train", train}};
+  return toml::table{{"preset", c.preset}, {"model", to_table(c.model)}, {"diffusion", diffusion}, {"train", train}};
+}
+
+nlohmann::json table_to_json(const toml::table& t) {
   std::ostringstream os;
-  os << "# Effective configuration of this run, written by ddpm train.\n" << root << "\n";
+  os << toml::json_formatter{t};
+  return nlohmann::json::parse(os.str());
+}
+}  // namespace
+
+std::string to_toml(const Config& c) {
+  std::ostringstream os;
+  os << "# Effective configuration of this run, written by ddpm train.\n" << to_table(c) << "\n";
   return os.str();
 }
 
-nlohmann::json to_json(const ModelConfig& m) {
-  return {{"image_size", m.image_size}, {"channels", m.channels}, {"ch", m.ch}, {"ch_mult", m.ch_mult},
-          {"num_res_blocks", m.num_res_blocks}, {"attn_resolutions", m.attn_resolutions}, {"dropout", m.dropout}};
-}
+nlohmann::json to_json(const ModelConfig& m) { return table_to_json(to_table(m)); }
 
-nlohmann::json to_json(const Config& c) {
-  // JSON mirrors the TOML layout exactly: both go through the same TOML writer/reader.
-  nlohmann::json j;
-  j["preset"] = c.preset;
-  j["model"] = to_json(c.model);
-  j["diffusion"] = {{"schedule", c.diffusion.schedule}, {"timesteps", c.diffusion.timesteps},
-                    {"variance", c.diffusion.variance}};
-  const auto& t = c.train;
-  j["train"] = {{"data", t.data}, {"out", t.out}, {"steps", t.steps}, {"batch_size", t.batch_size},
-                {"lr", t.lr}, {"warmup", t.warmup}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
-                {"flip", t.flip}, {"seed", t.seed}, {"save_every", t.save_every},
-                {"sample_every", t.sample_every}, {"sample_num", t.sample_num}, {"sample_steps", t.sample_steps},
-                {"log_every", t.log_every}, {"device", t.device}, {"threads", t.threads}};
-  return j;
-}
+nlohmann::json to_json(const Config& c) { return table_to_json(to_table(c)); }
 
 Config config_from_json(const nlohmann::json& j) {
   // Round-trip through TOML so the unknown-key and type checks are the same code.

@@ -2,6 +2,7 @@
 #include "ddpm/runtime.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <malloc.h>
 #include <sched.h>
 
 #include <stdexcept>
@@ -23,6 +24,13 @@ int set_threads(int64_t n) {
   const int threads = n > 0 ? static_cast<int>(n) : available_cores();
   torch::set_num_threads(threads);
   return threads;
+}
+
+void tune_allocator() {
+#ifdef M_MMAP_THRESHOLD
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // serve large blocks from the heap, not fresh mmaps
+  mallopt(M_TRIM_THRESHOLD, INT32_MAX);  // and do not give freed heap back to the OS
+#endif
 }
 
 torch::Device resolve_device(const std::string& name) {
