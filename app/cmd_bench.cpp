@@ -24,6 +24,7 @@ struct BenchArgs {
 Command add_bench(CLI::App& root) {
   auto a = std::make_shared<BenchArgs>();
   auto* c = root.add_subcommand("bench", "Measure training or sampling throughput of a preset; prints JSON");
+  c->option_defaults()->always_capture_default();
   c->add_option("--preset", a->preset, "Model preset");
   c->add_option("--mode", a->mode, "train | sample")->check(CLI::IsMember({"train", "sample"}));
   c->add_option("--batch-size", a->batch_size, "Batch size")->check(CLI::PositiveNumber);

@@ -22,6 +22,7 @@ struct NoiseArgs {
 Command add_noise(CLI::App& root) {
   auto a = std::make_shared<NoiseArgs>();
   auto* c = root.add_subcommand("noise", "Picture the forward (noising) process of one image");
+  c->option_defaults()->always_capture_default();
   auto* o_img = c->add_option("--image", a->image, "A PNG/JPEG image to noise")->check(CLI::ExistingFile);
   auto* o_data = c->add_option("--data", a->data, "Dataset spec to take the image from (default fashion-mnist)");
   c->add_option("--index", a->index, "Index of the image in --data")->check(CLI::NonNegativeNumber);

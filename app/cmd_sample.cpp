@@ -29,6 +29,7 @@ struct SampleArgs {
 Command add_sample(CLI::App& root) {
   auto a = std::make_shared<SampleArgs>();
   auto* c = root.add_subcommand("sample", "Generate images from a checkpoint");
+  c->option_defaults()->always_capture_default();
   c->add_option("--checkpoint", a->checkpoint, "Checkpoint or weights file (.safetensors)")->required();
   c->add_option("--sampler", a->sampler, "Sampler: ddpm (ancestral, Algorithm 2)")->check(CLI::IsMember({"ddpm"}));
   c->add_option("--num", a->num, "Number of images")->check(CLI::PositiveNumber);

@@ -39,7 +39,17 @@ struct TrainArgs {
 
 Command add_train(CLI::App& root) {
   auto a = std::make_shared<TrainArgs>();
+  {  // Shown as defaults in --help; the values actually used come from Config (preset < TOML < flags).
+    const Config d;
+    a->preset = d.preset, a->data = d.train.data, a->out = d.train.out, a->device = d.train.device;
+    a->schedule = d.diffusion.schedule, a->steps = d.train.steps, a->batch_size = d.train.batch_size;
+    a->save_every = d.train.save_every, a->sample_every = d.train.sample_every, a->threads = d.train.threads;
+    a->warmup = d.train.warmup, a->log_every = d.train.log_every, a->sample_num = d.train.sample_num;
+    a->timesteps = d.diffusion.timesteps, a->lr = d.train.lr, a->ema_decay = d.train.ema_decay;
+    a->seed = d.train.seed, a->flip = d.train.flip;
+  }
   auto* c = root.add_subcommand("train", "Train a UNet noise predictor (L_simple) and write a run directory");
+  c->option_defaults()->always_capture_default();
   c->add_option("--config", a->config_file, "TOML config file (see configs/); flags override it")->check(CLI::ExistingFile);
   auto* o_preset = c->add_option("--preset", a->preset, "Model preset: cifar10, fmnist, fmnist-small, tiny");
   auto* o_data = c->add_option("--data", a->data, "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR");
