@@ -28,8 +28,10 @@ int set_threads(int64_t n) {
 
 void tune_allocator() {
 #ifdef M_MMAP_THRESHOLD
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // serve large blocks from the heap, not fresh mmaps
-  mallopt(M_TRIM_THRESHOLD, INT32_MAX);  // and do not give freed heap back to the OS
+  // Serve blocks up to 32 MiB (glibc's largest accepted threshold; it rejects more) from the heap instead of
+  // fresh mmaps, and do not give freed heap back to the OS.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, INT32_MAX);
 #endif
 }
 
