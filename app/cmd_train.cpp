@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 namespace ddpm::app {
 namespace fs = std::filesystem;
@@ -109,12 +110,13 @@ Command add_train(CLI::App& root) {
     if (have_ckpt && !a->resume)
       throw std::runtime_error("--out '" + t.out + "' already holds a run (checkpoint.safetensors); pass --resume to "
                                "continue it or choose another --out");
-    if (have_ckpt) load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
+    std::optional<Checkpoint> resume_from;
+    if (have_ckpt) resume_from = load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
     ensure_writable_dir(t.out, "--out");
 
     Trainer trainer(cfg, std::move(data), device);
     if (have_ckpt) {
-      trainer.load(ckpt);
+      trainer.load(*resume_from);
       std::cerr << "resuming " << ckpt << " at step " << trainer.step() << "\n";
     } else if (a->resume) {
       std::cerr << "no checkpoint in " << t.out << " yet; starting a new run\n";

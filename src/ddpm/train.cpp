@@ -202,8 +202,10 @@ void Trainer::save(const std::string& path) {
   safetensors_save(path, st);
 }
 
-void Trainer::load(const std::string& path) {
-  auto ck = load_checkpoint(path);
+void Trainer::load(const std::string& path) { load(load_checkpoint(path)); }
+
+void Trainer::load(const Checkpoint& ck) {
+  const std::string& path = ck.path;
   if (to_json(ck.config.model) != to_json(cfg_.model) || ck.config.diffusion.schedule != cfg_.diffusion.schedule ||
       ck.config.diffusion.timesteps != cfg_.diffusion.timesteps)
     throw std::runtime_error(path + ": checkpoint was trained with a different model or schedule (" +

@@ -22,6 +22,8 @@
 
 namespace ddpm {
 
+struct Checkpoint;  // checkpoint.h
+
 // What the trainer needs from a process group. Implementations: LocalCommunicator (world size 1).
 struct Communicator {
   virtual ~Communicator() = default;
@@ -78,6 +80,7 @@ class Trainer {
 
   // Loads model, EMA, optimizer and step from a checkpoint written by this trainer.
   void load(const std::string& checkpoint_path);
+  void load(const Checkpoint& ck);  // the same, from an already parsed checkpoint
   void save(const std::string& checkpoint_path);
 
   // One optimisation step at global step `step_` (then increments it).
