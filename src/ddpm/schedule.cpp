@@ -1,6 +1,7 @@
 // schedule.cpp — see schedule.h for the notation table.
 #include "ddpm/schedule.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -64,6 +65,41 @@ Schedule::Schedule(BetaSchedule kind_, int64_t T_) : kind(kind_), T(T_) {
       torch::cat({posterior_variance.slice(0, 1, 2), posterior_variance.slice(0, 1, T)}).log();
   posterior_mean_coef1 = betas * alphas_cumprod_prev.sqrt() / (1.0 - alphas_cumprod);
   posterior_mean_coef2 = (1.0 - alphas_cumprod_prev) * alphas.sqrt() / (1.0 - alphas_cumprod);
+  log_sigmas = (0.5 * ((1.0 - alphas_cumprod) / alphas_cumprod).log()).contiguous();
+}
+
+double Schedule::sigma(int64_t t) const {
+  if (t < 0 || t >= T) throw std::out_of_range("timestep " + std::to_string(t) + " outside [0, " + std::to_string(T) + ")");
+  return std::exp(log_sigmas.data_ptr<double>()[t]);
+}
+
+double Schedule::t_for_sigma(double sigma) const {
+  const auto* ls = log_sigmas.data_ptr<double>();
+  const double l = std::log(sigma);
+  if (!(l > ls[0])) return 0.0;
+  if (l >= ls[T - 1]) return static_cast<double>(T - 1);
+  const int64_t i = std::upper_bound(ls, ls + T, l) - ls - 1;  // ls[i] <= l < ls[i+1]
+  return static_cast<double>(i) + (l - ls[i]) / (ls[i + 1] - ls[i]);
+}
+
+double Schedule::alpha_bar_at(double t) const {
+  if (!(t >= 0.0 && t <= static_cast<double>(T - 1)))
+    throw std::out_of_range("fractional timestep " + std::to_string(t) + " outside [0, " + std::to_string(T - 1) + "]");
+  const auto* ls = log_sigmas.data_ptr<double>();
+  const int64_t i = std::min<int64_t>(static_cast<int64_t>(t), T - 2);
+  const double w = t - static_cast<double>(i);
+  const double s = std::exp((1.0 - w) * ls[i] + w * ls[i + 1]);
+  return 1.0 / (1.0 + s * s);
+}
+
+torch::Tensor Schedule::alpha_bar(const torch::Tensor& t, const torch::Tensor& like) const {
+  if (!t.is_floating_point()) return extract(alphas_cumprod, t, like);
+  auto tc = t.to(torch::kCPU, torch::kFloat64).contiguous();  // [B]
+  auto out = torch::empty({t.size(0)}, tc.options());
+  for (int64_t i = 0; i < t.size(0); ++i) out.data_ptr<double>()[i] = alpha_bar_at(tc.data_ptr<double>()[i]);
+  std::vector<int64_t> shape(like.dim(), 1);
+  shape[0] = t.size(0);
+  return out.to(like.device(), like.scalar_type()).view(shape);  // [B, 1, 1, 1]
 }
 
 torch::Tensor Schedule::q_sample(const torch::Tensor& x0, const torch::Tensor& t, const torch::Tensor& eps) const {

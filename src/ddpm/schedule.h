@@ -56,6 +56,17 @@ struct Schedule {
                                     const torch::Tensor& eps) const;
   // Mean of q(x_{t−1} | x_t, x_0) (eq. 7). Its variance is posterior_variance[t].
   torch::Tensor q_posterior_mean(const torch::Tensor& x0, const torch::Tensor& x_t, const torch::Tensor& t) const;
+
+  // Continuous time, for samplers that work in σ (Karras et al. 2022, §2 and App. C.2 "VP"): the VP noise level
+  // σ_t = √((1 − ᾱ_t)/ᾱ_t), so x_t / √ᾱ_t = x_0 + σ_t ε. Between the integer timesteps, log σ is interpolated
+  // linearly in t (as k-diffusion's discrete-schedule wrappers do); at integers everything equals the table.
+  double sigma(int64_t t) const;                  // σ_t at an integer timestep
+  double t_for_sigma(double sigma) const;         // fractional t in [0, T−1] with σ_t = σ (clamped to the range)
+  double alpha_bar_at(double t) const;            // ᾱ at a fractional t = 1 / (1 + σ_t²)
+  // ᾱ at the timesteps t [B] (int64: table lookup; floating: the interpolation above), as [B,1,1,1] in like's
+  // dtype and device.
+  torch::Tensor alpha_bar(const torch::Tensor& t, const torch::Tensor& like) const;
+  torch::Tensor log_sigmas;                       // [T] f64, log σ_t (increasing in t)
 };
 
 }  // namespace ddpm

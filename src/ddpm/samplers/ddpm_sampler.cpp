@@ -11,21 +11,15 @@ namespace ddpm {
 
 torch::Tensor ddpm_sample(const Schedule& schedule, const EpsModel& model, const torch::Tensor& x_T,
                           const NoiseFn& noise, const DDPMSamplerOptions& opts) {
-  const auto ts = respaced_timesteps(schedule.T, opts.steps == 0 ? schedule.T : opts.steps);
+  const auto ts = time_grid(opts.spacing, schedule, opts.steps == 0 ? schedule.T : opts.steps);
   const auto S = static_cast<int64_t>(ts.size());
-  const auto* ac = schedule.alphas_cumprod.data_ptr<double>();  // f64 [T], CPU
-  const int64_t B = x_T.size(0);
 
   auto x = x_T;  // [B,C,H,W]
   for (int64_t i = S - 1; i >= 0; --i) {
-    const double a_t = ac[ts[i]];
-    const double a_prev = i > 0 ? ac[ts[i - 1]] : 1.0;
+    const double a_t = alpha_bar_of(schedule, ts[i]);
+    const double a_prev = i > 0 ? alpha_bar_of(schedule, ts[i - 1]) : 1.0;
     const double beta = 1.0 - a_t / a_prev;
-    const auto t = torch::full({B}, ts[i], torch::TensorOptions().dtype(torch::kLong).device(x.device()));  // [B]
-
-    auto eps = model(x, t);                                                            // [B,C,H,W]
-    auto x0 = (x - std::sqrt(1.0 - a_t) * eps) / std::sqrt(a_t);                       // eq. 15
-    if (opts.clip_x0) x0 = x0.clamp(-1.0, 1.0);
+    const auto x0 = denoise(model, x, schedule, ts[i], opts.clip_x0).x0;                   // eq. 15 [B,C,H,W]
     const double coef1 = beta * std::sqrt(a_prev) / (1.0 - a_t);                       // eq. 7
     const double coef2 = (1.0 - a_prev) * std::sqrt(1.0 - beta) / (1.0 - a_t);         // eq. 7
     auto mean = coef1 * x0 + coef2 * x;                                                // μ̃(x_t, x̂_0)

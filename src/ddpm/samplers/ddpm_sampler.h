@@ -9,6 +9,7 @@ namespace ddpm {
 
 struct DDPMSamplerOptions {
   int64_t steps = 0;                              // reverse steps; 0 = all T
+  Spacing spacing = Spacing::Uniform;             // which timesteps when steps < T
   VarianceType variance = VarianceType::FixedLarge;
   bool clip_x0 = true;                            // clip the x_0 prediction to [-1, 1] before the posterior mean
   StepCallback on_step;                           // optional progress
