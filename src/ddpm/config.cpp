@@ -78,14 +78,15 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
         FIELD(model, num_res_blocks, int64_t),
         {"attn_resolutions",
          [](Config& c, const toml::node& n, const std::string& w) { c.model.attn_resolutions = array_of<int64_t>(n, w); }},
-        FIELD(model, dropout, double)}},
+        FIELD(model, dropout, double), FIELD(model, num_classes, int64_t)}},
       {"diffusion",
        {FIELD(diffusion, schedule, std::string), FIELD(diffusion, timesteps, int64_t),
-        FIELD(diffusion, variance, std::string)}},
+        FIELD(diffusion, variance, std::string), FIELD(diffusion, prediction, std::string)}},
       {"train",
        {FIELD(train, data, std::string), FIELD(train, out, std::string), FIELD(train, steps, int64_t),
         FIELD(train, batch_size, int64_t), FIELD(train, lr, double), FIELD(train, warmup, int64_t),
         FIELD(train, grad_clip, double), FIELD(train, ema_decay, double), FIELD(train, flip, bool),
+        FIELD(train, label_dropout, double),
         FIELD(train, seed, uint64_t), FIELD(train, save_every, int64_t), FIELD(train, sample_every, int64_t),
         FIELD(train, sample_num, int64_t), FIELD(train, sample_steps, int64_t), FIELD(train, log_every, int64_t),
         FIELD(train, device, std::string), FIELD(train, threads, int64_t)}},
@@ -165,16 +166,17 @@ namespace {
 toml::table to_table(const ModelConfig& m) {
   return toml::table{{"image_size", m.image_size}, {"channels", m.channels}, {"ch", m.ch},
                      {"ch_mult", to_toml_array(m.ch_mult)}, {"num_res_blocks", m.num_res_blocks},
-                     {"attn_resolutions", to_toml_array(m.attn_resolutions)}, {"dropout", m.dropout}};
+                     {"attn_resolutions", to_toml_array(m.attn_resolutions)}, {"dropout", m.dropout},
+                     {"num_classes", m.num_classes}};
 }
 
 toml::table to_table(const Config& c) {
   toml::table diffusion{{"schedule", c.diffusion.schedule}, {"timesteps", c.diffusion.timesteps},
-                        {"variance", c.diffusion.variance}};
+                        {"variance", c.diffusion.variance}, {"prediction", c.diffusion.prediction}};
   const auto& t = c.train;
   toml::table train{{"data", t.data}, {"out", t.out}, {"steps", t.steps}, {"batch_size", t.batch_size},
                     {"lr", t.lr}, {"warmup", t.warmup}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
-                    {"flip", t.flip}, {"seed", static_cast<int64_t>(t.seed)}, {"save_every", t.save_every},
+                    {"flip", t.flip}, {"label_dropout", t.label_dropout}, {"seed", static_cast<int64_t>(t.seed)}, {"save_every", t.save_every},
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
                     {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
                     {"threads", t.threads}};
@@ -242,12 +244,16 @@ void validate(const Config& c) {
   need(m.image_size % down == 0, "model.image_size " + std::to_string(m.image_size) + " is not divisible by " +
                                      std::to_string(down) + " (2^(levels-1))");
   need(m.dropout >= 0.0 && m.dropout < 1.0, "model.dropout must be in [0, 1)");
+  need(m.num_classes >= 0, "model.num_classes must be >= 0");
   need(c.diffusion.timesteps >= 2, "diffusion.timesteps must be at least 2");
   need(c.diffusion.schedule == "linear" || c.diffusion.schedule == "cosine",
        "diffusion.schedule must be linear or cosine, got '" + c.diffusion.schedule + "'");
   need(c.diffusion.variance == "fixed_small" || c.diffusion.variance == "fixed_large",
        "diffusion.variance must be fixed_small or fixed_large, got '" + c.diffusion.variance + "'");
+  need(c.diffusion.prediction == "eps" || c.diffusion.prediction == "x0" || c.diffusion.prediction == "v",
+       "diffusion.prediction must be eps, x0 or v, got '" + c.diffusion.prediction + "'");
   const auto& t = c.train;
+  need(t.label_dropout >= 0 && t.label_dropout < 1, "train.label_dropout must be in [0, 1)");
   need(t.steps > 0, "train.steps must be positive, got " + std::to_string(t.steps));
   need(t.batch_size > 0, "train.batch_size must be positive, got " + std::to_string(t.batch_size));
   need(t.lr > 0, "train.lr must be positive");

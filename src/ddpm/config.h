@@ -20,12 +20,14 @@ struct ModelConfig {
   int64_t num_res_blocks = 2;
   std::vector<int64_t> attn_resolutions{14};
   double dropout = 0.1;
+  int64_t num_classes = 0;   // > 0: class-conditional (label embedding + null label for guidance)
 };
 
 struct DiffusionConfig {
   std::string schedule = "linear";    // linear | cosine
   int64_t timesteps = 1000;           // T
   std::string variance = "fixed_large";  // reverse-process variance for sampling: fixed_large (β_t) | fixed_small (β̃_t)
+  std::string prediction = "eps";     // what the network predicts: eps | x0 | v (see prediction.h)
 };
 
 struct TrainConfig {
@@ -38,6 +40,7 @@ struct TrainConfig {
   double grad_clip = 1.0;              // global gradient-norm clip (0 = off)
   double ema_decay = 0.9999;           // EMA decay, with warm-up min(decay, (1+n)/(10+n))
   bool flip = false;                   // random horizontal flips
+  double label_dropout = 0.1;          // class-conditional: probability per sample of the null label (CFG)
   uint64_t seed = 0;
   int64_t save_every = 1000;           // checkpoint interval in steps (0 = only at the end)
   int64_t sample_every = 1000;         // sample-grid interval in steps (0 = only at the end)

@@ -2,9 +2,10 @@
 #include "ddpm/train.h"
 
 #include "ddpm/checkpoint.h"
+#include "ddpm/generate.h"
 #include "ddpm/image_io.h"
+#include "ddpm/prediction.h"
 #include "ddpm/runtime.h"
-#include "ddpm/samplers/ddpm_sampler.h"
 
 #include <chrono>
 #include <cmath>
@@ -78,9 +79,20 @@ Trainer::Trainer(Config cfg, Dataset data, torch::Device device, std::shared_ptr
       data_(std::move(data)),
       device_(device),
       comm_(comm ? std::move(comm) : std::make_shared<LocalCommunicator>()),
-      schedule_(parse_beta_schedule(cfg_.diffusion.schedule), cfg_.diffusion.timesteps) {
+      schedule_(parse_beta_schedule(cfg_.diffusion.schedule), cfg_.diffusion.timesteps),
+      prediction_(parse_prediction(cfg_.diffusion.prediction)) {
   validate(cfg_);
   check_dataset_matches(data_, cfg_.model);
+  if (cfg_.model.num_classes > 0) {
+    if (!data_.labels.defined())
+      throw std::runtime_error("--num-classes " + std::to_string(cfg_.model.num_classes) + " needs labels, but dataset '" +
+                               data_.name + "' has none");
+    const int64_t top = data_.labels.max().item<int64_t>(), low = data_.labels.min().item<int64_t>();
+    if (low < 0 || top >= cfg_.model.num_classes)
+      throw std::runtime_error("dataset '" + data_.name + "' has labels in [" + std::to_string(low) + ", " +
+                               std::to_string(top) + "], which does not fit --num-classes " +
+                               std::to_string(cfg_.model.num_classes));
+  }
   if (cfg_.train.batch_size % comm_->world_size() != 0)
     throw std::runtime_error("batch size " + std::to_string(cfg_.train.batch_size) +
                              " is not divisible by the world size " + std::to_string(comm_->world_size()));
@@ -130,6 +142,10 @@ Trainer::Batch Trainer::batch_for_step(int64_t step) const {
   auto t_all = torch::randint(0, schedule_.T, {B}, gen, torch::kLong);                         // [B]
   auto noise_all = torch::randn({B, C, S, S}, gen, torch::kFloat32);                           // [B,C,H,W]
   auto flip_all = torch::rand({B}, gen, torch::kFloat32) < 0.5;                                // [B]
+  // Label dropout for classifier-free guidance (Ho & Salimans 2022, Algorithm 1): each sample independently
+  // gets the null label with probability p_uncond (never the whole batch at once).
+  torch::Tensor drop_all;
+  if (cfg_.model.num_classes > 0) drop_all = torch::rand({B}, gen, torch::kFloat32) < cfg_.train.label_dropout;  // [B]
 
   auto x0 = to_model_range(data_.images.index_select(0, idx));                                 // [b,C,H,W]
   if (cfg_.train.flip) {
@@ -140,6 +156,11 @@ Trainer::Batch Trainer::batch_for_step(int64_t step) const {
   batch.x0 = x0.to(device_);
   batch.t = t_all.slice(0, r * b, (r + 1) * b).to(device_);                                   // [b]
   batch.noise = noise_all.slice(0, r * b, (r + 1) * b).to(device_);                           // [b,C,H,W]
+  if (cfg_.model.num_classes > 0) {
+    auto y = data_.labels.index_select(0, idx);                                                // [b]
+    auto drop = drop_all.slice(0, r * b, (r + 1) * b);
+    batch.y = torch::where(drop, torch::full_like(y, cfg_.model.num_classes), y).to(device_);  // [b]
+  }
   return batch;
 }
 
@@ -148,10 +169,12 @@ StepStats Trainer::train_step() {
   torch::manual_seed(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step_), kStreamDropout + 16 * comm_->rank()));
   auto batch = batch_for_step(step_);
 
-  // Algorithm 1: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; minimise ‖ε − ε_θ(x_t, t)‖² (eq. 14, L_simple).
+  // Algorithm 1: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; minimise ‖ε − ε_θ(x_t, t)‖² (eq. 14, L_simple), or the same
+  // squared error on x_0 or v for the other prediction targets (prediction.h).
   auto x_t = schedule_.q_sample(batch.x0, batch.t, batch.noise);    // [b,C,H,W]
-  auto eps_pred = model_->forward(x_t, batch.t);                     // [b,C,H,W]
-  auto loss = torch::mse_loss(eps_pred, batch.noise);
+  auto out = model_->forward(x_t, batch.t, batch.y);                 // [b,C,H,W]
+  auto target = training_target(prediction_, batch.x0, batch.noise, schedule_.alpha_bar(batch.t, x_t));
+  auto loss = torch::mse_loss(out, target);
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   loss.backward();
 
@@ -202,14 +225,45 @@ void Trainer::save(const std::string& path) {
   safetensors_save(path, st);
 }
 
+std::vector<std::string> Trainer::init_from(const Checkpoint& ck) {
+  const std::string prefix = ck.has("ema.") ? "ema." : "model.";
+  std::vector<std::string> fresh;
+  torch::NoGradGuard ng;
+  auto named = model_->named_parameters();
+  auto ema_named = ema_->named_parameters();
+  for (const auto& p : named) {
+    const auto* src = ck.st.find(prefix + p.key());
+    if (!src) {
+      fresh.push_back(p.key());
+      continue;
+    }
+    if (src->sizes() != p.value().sizes())
+      throw std::runtime_error(ck.path + ": tensor '" + prefix + p.key() + "' has shape " + c10::str(src->sizes()) +
+                               " but this model's '" + p.key() + "' is " + c10::str(p.value().sizes()));
+    p.value().copy_(*src);
+    ema_named[p.key()].copy_(*src);
+  }
+  for (const auto& [name, t] : ck.st.tensors) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    if (!named.contains(name.substr(prefix.size())))
+      throw std::runtime_error(ck.path + ": tensor '" + name + "' has no place in this model (a different architecture?)");
+  }
+  for (const auto& b : model_->named_buffers()) {  // none in the UNet today; kept in step if any appear
+    if (const auto* src = ck.st.find(prefix + b.key())) b.value().copy_(*src);
+  }
+  return fresh;
+}
+
 void Trainer::load(const std::string& path) { load(load_checkpoint(path)); }
 
 void Trainer::load(const Checkpoint& ck) {
   const std::string& path = ck.path;
   if (to_json(ck.config.model) != to_json(cfg_.model) || ck.config.diffusion.schedule != cfg_.diffusion.schedule ||
-      ck.config.diffusion.timesteps != cfg_.diffusion.timesteps)
-    throw std::runtime_error(path + ": checkpoint was trained with a different model or schedule (" +
-                             to_json(ck.config.model).dump() + ")");
+      ck.config.diffusion.timesteps != cfg_.diffusion.timesteps ||
+      ck.config.diffusion.prediction != cfg_.diffusion.prediction)
+    throw std::runtime_error(path + ": checkpoint was trained with a different model, schedule or prediction target (" +
+                             to_json(ck.config.model).dump() + ", " + ck.config.diffusion.schedule + " " +
+                             std::to_string(ck.config.diffusion.timesteps) + ", " + ck.config.diffusion.prediction + ")");
   load_module_state(*model_, ck.st, "model.", path);
   load_module_state(*ema_, ck.st, ck.has("ema.") ? "ema." : "model.", path);
   torch::NoGradGuard ng;
@@ -227,16 +281,21 @@ void Trainer::load(const Checkpoint& ck) {
 }
 
 void Trainer::write_sample_grid(const std::string& path) {
-  torch::NoGradGuard ng;
-  const auto n = cfg_.train.sample_num, C = cfg_.model.channels, S = cfg_.model.image_size;
-  PerImageNoise noise(cfg_.train.seed, n);  // the same images-to-be at every grid, to watch them form
-  auto x_T = noise.draw(0, {n, C, S, S}).to(device_);
-  EpsModel eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return ema_->forward(x, t); };
-  DDPMSamplerOptions opts;
-  opts.steps = std::min(cfg_.train.sample_steps, schedule_.T);
-  opts.variance = parse_variance_type(cfg_.diffusion.variance);
-  auto x0 = ddpm_sample(schedule_, eps, x_T, noise.slice(0), opts);
-  const auto nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  // The same seed at every grid: the same images-to-be, to watch them form. Class-conditional models get one row
+  // per class.
+  GenerateOptions g;
+  g.sampler.name = "ddpm";
+  g.sampler.steps = std::min(cfg_.train.sample_steps, schedule_.T);
+  g.sampler.variance = parse_variance_type(cfg_.diffusion.variance);
+  g.seed = cfg_.train.seed;
+  g.num = cfg_.train.sample_num;
+  auto nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(g.num))));
+  if (cfg_.model.num_classes > 0) {
+    nrow = std::max<int64_t>(1, g.num / cfg_.model.num_classes);
+    g.labels = class_rows(cfg_.model.num_classes, nrow);
+    g.num = static_cast<int64_t>(g.labels.size());
+  }
+  auto x0 = generate(ema_, cfg_, g);
   save_png(path, make_grid(to_uint8(x0), nrow));
 }
 

@@ -10,6 +10,7 @@
 
 #include "ddpm/config.h"
 #include "ddpm/data.h"
+#include "ddpm/prediction.h"
 #include "ddpm/schedule.h"
 #include "ddpm/unet.h"
 
@@ -82,6 +83,11 @@ class Trainer {
   void load(const std::string& checkpoint_path);
   void load(const Checkpoint& ck);  // the same, from an already parsed checkpoint
   void save(const std::string& checkpoint_path);
+  // Starts from the weights of another checkpoint (fine-tuning): its EMA (else training) weights go into both
+  // the model and the EMA, matched by name; the optimizer and the step start fresh. Parameters the file lacks
+  // keep their initialisation and are returned (e.g. label_emb.weight when adding classes to an unconditional
+  // model). Throws on a shape mismatch or if the file has parameters this model does not.
+  std::vector<std::string> init_from(const Checkpoint& ck);
 
   // One optimisation step at global step `step_` (then increments it).
   StepStats train_step();
@@ -89,9 +95,10 @@ class Trainer {
   // the end, false if stopped early by hooks.stop (a checkpoint is saved either way).
   bool run(const TrainHooks& hooks);
 
-  // The global batch of step s for this rank: images in [-1, 1] [b,C,H,W], timesteps [b], noise [b,C,H,W].
+  // The global batch of step s for this rank: images in [-1, 1] [b,C,H,W], timesteps [b], noise [b,C,H,W] and,
+  // for a class-conditional model, labels [b] int64 after label dropout (the null label is num_classes).
   struct Batch {
-    torch::Tensor x0, t, noise;
+    torch::Tensor x0, t, noise, y;
   };
   Batch batch_for_step(int64_t step) const;
 
@@ -111,6 +118,7 @@ class Trainer {
   torch::Device device_;
   std::shared_ptr<Communicator> comm_;
   Schedule schedule_;
+  Prediction prediction_;
   UNet model_{nullptr}, ema_{nullptr};
   std::vector<torch::Tensor> params_, ema_params_;
   std::unique_ptr<Adam> opt_;

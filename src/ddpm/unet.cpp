@@ -196,10 +196,18 @@ UNetImpl::UNetImpl(const ModelConfig& cfg) : cfg_(cfg) {
 
   norm_out = register_module("norm_out", group_norm(cur));
   conv_out = register_module("conv_out", conv(cur, cfg.channels, 3, 1, 1e-10));
+  // Registered last, so a class-conditional model's other weights are initialised as the unconditional one's.
+  // Zero-initialised (like the near-zero last layers): a new class-conditional model starts as the unconditional
+  // one, and one fine-tuned from unconditional weights (`ddpm train --init`) starts exactly where they were.
+  if (cfg.num_classes > 0) {
+    label_emb = register_module("label_emb", nn::Embedding(cfg.num_classes + 1, temb_ch));
+    torch::NoGradGuard ng;
+    label_emb->weight.zero_();
+  }
   flops_ += conv_flops(res * res, cur, cfg.channels, 3);
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t) {
+torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == cfg_.channels && x.size(2) == cfg_.image_size &&
                   x.size(3) == cfg_.image_size,
               "UNet expects input [B, ", cfg_.channels, ", ", cfg_.image_size, ", ", cfg_.image_size, "], got ",
@@ -209,6 +217,16 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t) 
 
   auto temb = timestep_embedding(t, cfg_.ch);             // [B, ch]
   temb = temb_dense1(torch::silu(temb_dense0(temb)));     // [B, D]
+  if (label_emb) {
+    // Class conditioning (Ho & Salimans 2022; guided-diffusion's label_emb): a learned vector per class, added to
+    // the time embedding. Row num_classes is the null label ∅ that label dropout trains.
+    auto labels = y.defined() ? y : torch::full({x.size(0)}, cfg_.num_classes, t.options().dtype(torch::kLong));
+    TORCH_CHECK(labels.dim() == 1 && labels.size(0) == x.size(0), "UNet expects labels of shape [B], got ",
+                labels.sizes());
+    temb = temb + label_emb(labels.to(torch::kLong));     // [B, D]
+  } else {
+    TORCH_CHECK(!y.defined(), "this model is unconditional (num_classes = 0) but labels were given");
+  }
 
   std::vector<torch::Tensor> hs{conv_in(x)};              // [B, ch, H, W]
   for (int64_t i = 0; i < L; ++i) {

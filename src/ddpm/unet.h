@@ -35,8 +35,10 @@ TORCH_MODULE(AttnBlock);
 
 struct UNetImpl : torch::nn::Module {
   explicit UNetImpl(const ModelConfig& cfg);
-  // x_t [B,C,H,W], t [B] (integer or float timesteps) -> ε prediction [B,C,H,W]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t);
+  // x_t [B,C,H,W], t [B] (integer or float timesteps), y [B] int64 class labels (class-conditional models only;
+  // label num_classes is the null label of classifier-free guidance; undefined y = all null) -> [B,C,H,W], the
+  // network's prediction (ε, x_0 or v: see prediction.h).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y = {});
 
   const ModelConfig& config() const { return cfg_; }
   // Forward-pass floating-point operations for one image (2 per multiply-add; convs, linears, attention).
@@ -50,6 +52,7 @@ struct UNetImpl : torch::nn::Module {
   torch::nn::GroupNorm norm_out{nullptr};
   ResBlock mid_block_1{nullptr}, mid_block_2{nullptr};
   AttnBlock mid_attn_1{nullptr};
+  torch::nn::Embedding label_emb{nullptr};  // [num_classes + 1, D], class-conditional models only
 };
 TORCH_MODULE(UNet);
 
