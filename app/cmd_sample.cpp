@@ -1,11 +1,11 @@
-// cmd_sample.cpp — `ddpm sample`: load a checkpoint (EMA weights), run the sampler, write a grid and/or PNGs.
+// cmd_sample.cpp — `ddpm sample`: load a checkpoint (EMA weights), run a sampler, write a grid and/or PNGs.
 #include "commands.h"
 
 #include "ddpm/checkpoint.h"
 #include "ddpm/data.h"
+#include "ddpm/generate.h"
 #include "ddpm/image_io.h"
 #include "ddpm/runtime.h"
-#include "ddpm/samplers/ddpm_sampler.h"
 
 #include <chrono>
 #include <cmath>
@@ -19,11 +19,13 @@ namespace ddpm::app {
 namespace fs = std::filesystem;
 namespace {
 struct SampleArgs {
-  std::string checkpoint, sampler = "ddpm", out, out_dir, device = "auto", variance;
+  std::string checkpoint, sampler = "ddpm", out, out_dir, device = "auto", variance, spacing, klass;
   int64_t num = 64, steps = 0, nrow = 0, scale = 1, batch_size = 0, threads = 0;
+  double eta = 0, guidance = 0, rho = 7;
   uint64_t seed = 0;
   bool no_clip = false;
 };
+constexpr int64_t kPerClassDefault = 8;
 }  // namespace
 
 Command add_sample(CLI::App& root) {
@@ -31,16 +33,32 @@ Command add_sample(CLI::App& root) {
   auto* c = root.add_subcommand("sample", "Generate images from a checkpoint");
   c->option_defaults()->always_capture_default();
   c->add_option("--checkpoint", a->checkpoint, "Checkpoint or weights file (.safetensors)")->required();
-  c->add_option("--sampler", a->sampler, "Sampler: ddpm (ancestral, Algorithm 2)")->check(CLI::IsMember({"ddpm"}));
-  c->add_option("--num", a->num, "Number of images")->check(CLI::PositiveNumber);
+  c->add_option("--sampler", a->sampler,
+                "ddpm (ancestral) | ddim | dpm++2m | dpm++3m | euler | heun (Heun costs 2·steps−1 NFE)")
+      ->check(CLI::IsMember(sampler_names()));
+  auto* o_num = c->add_option("--num", a->num, "Number of images (with --class all: a multiple of the classes; default 8 per class)")
+                    ->check(CLI::PositiveNumber);
   c->add_option("--seed", a->seed, "Seed: the same seed gives the same images");
-  c->add_option("--steps", a->steps, "Reverse steps (respaced); 0 = all T of the model")->check(CLI::NonNegativeNumber);
-  c->add_option("--variance", a->variance, "fixed_large (σ²=β_t) | fixed_small (σ²=β̃_t); default: the model's")
+  c->add_option("--steps", a->steps,
+                "Sampler steps; 0 = the sampler's default (ddpm: T, ddim/euler: 50, dpm++: 20, heun: 18)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--eta", a->eta, "DDIM η: 0 deterministic, 1 DDPM-like noise")->check(CLI::NonNegativeNumber);
+  c->add_option("--spacing", a->spacing,
+                "Where the model is evaluated: uniform | trailing | quadratic | logsnr | karras "
+                "(default: ddpm/ddim uniform, dpm++ logsnr, euler/heun karras)")
+      ->check(CLI::IsMember({"uniform", "trailing", "quadratic", "logsnr", "karras"}));
+  auto* o_rho = c->add_option("--rho", a->rho, "ρ of the karras spacing")->check(CLI::PositiveNumber);
+  c->add_option("--variance", a->variance, "ddpm: fixed_large (σ²=β_t) | fixed_small (σ²=β̃_t); default: the model's")
       ->check(CLI::IsMember({"fixed_large", "fixed_small"}));
   c->add_flag("--no-clip", a->no_clip, "Do not clip the predicted x_0 to [-1, 1]");
+  c->add_option("--class", a->klass, "Class-conditional models: a class index, or 'all' for one grid row per class "
+                                     "(default: unconditional, the null class)");
+  c->add_option("--guidance", a->guidance, "Classifier-free guidance w: ε = (1+w)·ε(x,c) − w·ε(x,∅); 0 = none")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--out", a->out, "Grid PNG to write (default samples.png unless --out-dir is given)");
   c->add_option("--out-dir", a->out_dir, "Directory for one PNG per image (000000.png, ...)");
-  c->add_option("--nrow", a->nrow, "Images per grid row (default: square)")->check(CLI::NonNegativeNumber);
+  c->add_option("--nrow", a->nrow, "Images per grid row (default: square; per class with --class all)")
+      ->check(CLI::NonNegativeNumber);
   c->add_option("--scale", a->scale, "Enlarge the grid by this integer factor (nearest neighbour)")->check(CLI::PositiveNumber);
   c->add_option("--batch-size", a->batch_size, "Images per forward pass (default: all at once)")->check(CLI::NonNegativeNumber);
   c->add_option("--device", a->device, "auto | cpu | cuda");
@@ -50,58 +68,99 @@ Command add_sample(CLI::App& root) {
     if (a->out.empty() && a->out_dir.empty()) a->out = "samples.png";
     if (!a->out.empty()) ensure_writable_parent(a->out, "--out");
     const auto ck = load_checkpoint(a->checkpoint);
+    const auto& cfg = ck.config;
+    const auto& m = cfg.model;
+    const int64_t K = m.num_classes;
+
+    GenerateOptions g;
+    g.sampler.name = a->sampler;
+    g.sampler.steps = a->steps;
+    g.sampler.eta = a->eta;
+    if (!a->spacing.empty()) g.sampler.spacing = parse_spacing(a->spacing);
+    g.sampler.rho = a->rho;
+    g.sampler.variance = parse_variance_type(a->variance.empty() ? cfg.diffusion.variance : a->variance);
+    g.sampler.clip_x0 = !a->no_clip;
+    if (o_rho->count() && sampler_spacing(g.sampler) != Spacing::Karras)
+      throw std::runtime_error("--rho applies to the karras spacing only (here: " + to_string(sampler_spacing(g.sampler)) + ")");
+    check_sampler_options(g.sampler, cfg.diffusion.timesteps);
+    g.guidance = a->guidance;
+    g.seed = a->seed;
+    g.num = a->num;
+    g.batch_size = a->batch_size;
+    int64_t nrow = a->nrow;
+    if (!a->klass.empty()) {
+      if (K == 0) throw std::runtime_error("--class: " + a->checkpoint + " is an unconditional model (num_classes = 0)");
+      if (a->klass == "all") {
+        if (o_num->count() && a->num % K != 0)
+          throw std::runtime_error("--num " + std::to_string(a->num) + " with --class all must be a multiple of the " +
+                                   std::to_string(K) + " classes");
+        const int64_t per = o_num->count() ? a->num / K : kPerClassDefault;
+        g.labels = class_rows(K, per);
+        g.num = K * per;
+        if (nrow == 0) nrow = per;
+      } else {
+        int64_t y = -1;
+        try {
+          size_t used = 0;
+          y = std::stoll(a->klass, &used);
+          if (used != a->klass.size()) y = -1;
+        } catch (const std::exception&) {
+        }
+        if (y < 0 || y >= K)
+          throw std::runtime_error("--class '" + a->klass + "': expected 'all' or a class index in [0, " +
+                                   std::to_string(K - 1) + "]");
+        g.labels.assign(static_cast<size_t>(g.num), y);
+      }
+    }
+    if (a->guidance != 0 && K == 0)
+      throw std::runtime_error("--guidance needs a class-conditional model; " + a->checkpoint + " has num_classes = 0");
+
     const auto device = resolve_device(a->device);
     const int threads = set_threads(a->threads);
     if (!a->out_dir.empty()) ensure_writable_dir(a->out_dir, "--out-dir");
     auto net = load_sampling_model(ck, device);
-    const Schedule schedule(parse_beta_schedule(ck.config.diffusion.schedule), ck.config.diffusion.timesteps);
-    DDPMSamplerOptions opts;
-    opts.steps = a->steps;
-    if (opts.steps > schedule.T)
-      throw std::runtime_error("--steps " + std::to_string(opts.steps) + " exceeds the model's T = " + std::to_string(schedule.T));
-    opts.variance = parse_variance_type(a->variance.empty() ? ck.config.diffusion.variance : a->variance);
-    opts.clip_x0 = !a->no_clip;
-    const int64_t S = opts.steps == 0 ? schedule.T : opts.steps;
-    const bool tty = stderr_is_tty();
+    const int64_t T = cfg.diffusion.timesteps;
+    const int64_t steps = sampler_steps(g.sampler, T), nfe = sampler_nfe(g.sampler, T);
+    const int64_t nfe_pass = nfe * (g.guidance != 0 ? 2 : 1);  // guidance runs each image twice per evaluation
 
-    const auto& m = ck.config.model;
-    // Each image has its own noise stream: the images do not depend on --batch-size (or --num for the first ones).
-    PerImageNoise noise(a->seed, a->num);
-    auto x_T = noise.draw(0, {a->num, m.channels, m.image_size, m.image_size});  // [N,C,H,W]
-    const int64_t bs = a->batch_size > 0 ? a->batch_size : a->num;
-    std::vector<torch::Tensor> outs;
-    torch::NoGradGuard ng;
-    EpsModel eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return net->forward(x, t); };
+    const bool tty = stderr_is_tty();
     const auto t0 = std::chrono::steady_clock::now();
-    std::cerr << "sampling " << a->num << " images with ddpm, " << S << " steps, " << to_string(opts.variance)
-              << " variance, step " << ck.step << " weights, device " << device.str() << ", threads " << threads << "\n";
-    for (int64_t start = 0; start < a->num; start += bs) {
-      const int64_t n = std::min(bs, a->num - start);
-      opts.on_step = [&](int64_t i, int64_t total) {
-        if (!tty) return;
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::cerr << "\r\033[Kimages " << start << "-" << start + n << "/" << a->num << " | step " << i << "/" << total
-                  << " | " << std::fixed << std::setprecision(1) << el << " s" << std::flush;
-      };
-      outs.push_back(ddpm_sample(schedule, eps, x_T.slice(0, start, start + n).to(device), noise.slice(start), opts).cpu());
-    }
+    g.on_progress = [&](int64_t start, int64_t n, int64_t i, int64_t total) {
+      if (!tty) return;
+      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::cerr << "\r\033[Kimages " << start << "-" << start + n << "/" << g.num << " | step " << i << "/" << total
+                << " | " << std::fixed << std::setprecision(1) << el << " s" << std::flush;
+    };
+    std::cerr << "sampling " << g.num << " images with " << a->sampler << ", " << steps << " steps (" << nfe
+              << " NFE per image" << (g.guidance != 0 ? ", ×2 batch for guidance" : "") << "), step " << ck.step
+              << " weights, " << cfg.diffusion.prediction << "-prediction, device " << device.str() << ", threads "
+              << threads << "\n";
+    auto images = to_uint8(generate(net, cfg, g));  // [N,C,H,W] uint8
     if (tty) std::cerr << "\n";
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto images = to_uint8(torch::cat(outs, 0));  // [N,C,H,W] uint8
 
     if (!a->out.empty()) {
-      const int64_t nrow = a->nrow > 0 ? a->nrow : static_cast<int64_t>(std::ceil(std::sqrt(double(a->num))));
+      if (nrow == 0) nrow = static_cast<int64_t>(std::ceil(std::sqrt(double(g.num))));
       save_png(a->out, upscale(make_grid(images, nrow), a->scale));
     }
     if (!a->out_dir.empty()) {
-      for (int64_t i = 0; i < a->num; ++i) {
+      for (int64_t i = 0; i < g.num; ++i) {
         std::ostringstream name;
         name << std::setw(6) << std::setfill('0') << i << ".png";
         save_png((fs::path(a->out_dir) / name.str()).string(), images[i]);
       }
     }
-    nlohmann::json j = {{"sampler", a->sampler}, {"steps", S}, {"nfe", S}, {"num", a->num},
-                        {"seed", a->seed}, {"seconds", secs}, {"variance", to_string(opts.variance)}};
+    nlohmann::json j = {{"sampler", a->sampler}, {"steps", steps},      {"nfe", nfe},
+                        {"num", g.num},          {"seed", a->seed},     {"seconds", secs},
+                        {"seconds_per_image", secs / static_cast<double>(g.num)},
+                        {"prediction", cfg.diffusion.prediction}};
+    if (a->sampler == "ddpm") j["variance"] = to_string(g.sampler.variance);
+    if (a->sampler == "ddim") j["eta"] = a->eta;
+    j["spacing"] = to_string(sampler_spacing(g.sampler));
+    if (sampler_spacing(g.sampler) == Spacing::Karras) j["rho"] = a->rho;
+    if (!a->klass.empty()) j["class"] = a->klass;
+    if (K > 0) j["guidance"] = a->guidance;
+    if (nfe_pass != nfe) j["forward_images_per_image"] = nfe_pass;
     if (!a->out.empty()) j["grid"] = a->out;
     if (!a->out_dir.empty()) j["out_dir"] = a->out_dir;
     std::cout << j.dump() << std::endl;

@@ -28,10 +28,10 @@ void on_signal(int) {
 }
 
 struct TrainArgs {
-  std::string config_file, preset, data, out, device, schedule;
+  std::string config_file, preset, data, out, device, schedule, prediction, init;
   int64_t steps = 0, batch_size = 0, save_every = 0, sample_every = 0, threads = 0, warmup = 0, log_every = 0,
-          sample_num = 0, timesteps = 0;
-  double lr = 0, ema_decay = 0;
+          sample_num = 0, timesteps = 0, num_classes = 0;
+  double lr = 0, ema_decay = 0, label_dropout = 0;
   uint64_t seed = 0;
   bool resume = false, flip = false;
 };
@@ -48,6 +48,8 @@ Command add_train(CLI::App& root) {
     a->warmup = d.train.warmup, a->log_every = d.train.log_every, a->sample_num = d.train.sample_num;
     a->timesteps = d.diffusion.timesteps, a->lr = d.train.lr, a->ema_decay = d.train.ema_decay;
     a->seed = d.train.seed, a->flip = d.train.flip;
+    a->prediction = d.diffusion.prediction, a->num_classes = d.model.num_classes;
+    a->label_dropout = d.train.label_dropout;
   }
   auto* c = root.add_subcommand("train", "Train a UNet noise predictor (L_simple) and write a run directory");
   c->option_defaults()->always_capture_default();
@@ -69,7 +71,18 @@ Command add_train(CLI::App& root) {
   auto* o_thr = c->add_option("--threads", a->threads, "CPU threads (0: all available cores)");
   auto* o_sched = c->add_option("--schedule", a->schedule, "Beta schedule: linear | cosine");
   auto* o_T = c->add_option("--timesteps", a->timesteps, "Diffusion steps T");
+  auto* o_pred = c->add_option("--prediction", a->prediction, "What the network predicts: eps | x0 | v (v = √ᾱ ε − √(1−ᾱ) x_0)")
+                     ->check(CLI::IsMember({"eps", "x0", "v"}));
+  auto* o_K = c->add_option("--num-classes", a->num_classes,
+                            "Class-conditional model with K classes (labels from the dataset); 0 = unconditional")
+                  ->check(CLI::NonNegativeNumber);
+  auto* o_pdrop = c->add_option("--label-dropout", a->label_dropout,
+                                "Class-conditional: probability per sample of the null label (for guidance)")
+                      ->check(CLI::Range(0.0, 0.999999));
   auto* o_flip = c->add_flag("--flip,!--no-flip", a->flip, "Random horizontal flips");
+  c->add_option("--init", a->init,
+                "Start from these weights (fine-tuning; new parameters such as a label embedding start at zero)")
+      ->check(CLI::ExistingFile);
   c->add_flag("--resume", a->resume, "Continue the run in --out from its checkpoint (to --steps in total)");
 
   auto run = [=]() -> int {
@@ -97,6 +110,9 @@ Command add_train(CLI::App& root) {
     if (o_flip->count()) t.flip = a->flip;
     if (o_sched->count()) cfg.diffusion.schedule = a->schedule;
     if (o_T->count()) cfg.diffusion.timesteps = a->timesteps;
+    if (o_pred->count()) cfg.diffusion.prediction = a->prediction;
+    if (o_K->count()) cfg.model.num_classes = a->num_classes;
+    if (o_pdrop->count()) t.label_dropout = a->label_dropout;
     validate(cfg);
 
     // Everything that can fail on input is checked before the run directory is touched.
@@ -110,8 +126,9 @@ Command add_train(CLI::App& root) {
     if (have_ckpt && !a->resume)
       throw std::runtime_error("--out '" + t.out + "' already holds a run (checkpoint.safetensors); pass --resume to "
                                "continue it or choose another --out");
-    std::optional<Checkpoint> resume_from;
+    std::optional<Checkpoint> resume_from, init_from;
     if (have_ckpt) resume_from = load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
+    if (!a->init.empty() && !have_ckpt) init_from = load_checkpoint(a->init);  // on resume, the run's own state wins
     ensure_writable_dir(t.out, "--out");
 
     Trainer trainer(cfg, std::move(data), device);
@@ -120,6 +137,12 @@ Command add_train(CLI::App& root) {
       std::cerr << "resuming " << ckpt << " at step " << trainer.step() << "\n";
     } else if (a->resume) {
       std::cerr << "no checkpoint in " << t.out << " yet; starting a new run\n";
+    }
+    if (init_from) {
+      const auto fresh = trainer.init_from(*init_from);
+      std::cerr << "initialised from " << a->init << " (step " << init_from->step << ")";
+      for (size_t i = 0; i < fresh.size(); ++i) std::cerr << (i ? ", " : "; new: ") << fresh[i];
+      std::cerr << "\n";
     }
     write_file_atomic((out / "config.toml").string(), to_toml(cfg));
 
