@@ -95,6 +95,30 @@ check "export writes a smaller weights-only file" [ "$(stat -c %s "$T/w.safetens
 "$DDPM" sample --checkpoint "$T/w.safetensors" --num 4 --steps 10 --seed 3 --out "$T/grid4.png" >/dev/null 2>&1
 check "weights-only file samples the same images" cmp -s "$T/grid.png" "$T/grid4.png"
 
+# --- fast samplers, prediction targets, classes and guidance (issue 3) ----------------------------------------
+for spec in "ddim 4 4" "dpm++2m 4 4" "dpm++3m 4 4" "euler 4 4" "heun 4 7" "ddpm 4 4"; do
+  set -- $spec
+  "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler "$1" --steps "$2" --num 2 --out "$T/s_$2.png" \
+    >"$T/s.json" 2>"$T/s.err"
+  check "sample --sampler $1 --steps $2 reports $3 NFE" grep -q "\"nfe\":$3," "$T/s.json"
+  [ "$1" = heun ] && check "heun says it spends 2 NFE per step" grep -q "7 NFE per image" "$T/s.err"
+done
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --eta 1 --spacing trailing --steps 5 --num 2 \
+  --out "$T/ddim.png" >"$T/s.json" 2>/dev/null
+check "ddim with --eta and --spacing trailing" grep -q '"spacing":"trailing"' "$T/s.json"
+COND="$T/cond"
+"$DDPM" train --preset tiny --data fashion-mnist --out "$COND" --steps 2 --batch-size 4 --num-classes 10 \
+  --prediction v --sample-num 20 --threads 2 2>"$T/cond.log"
+check "class-conditional v-prediction training exits 0" [ $? -eq 0 ]
+check "its training grid has one row per class" [ "$(png_size "$COND/samples/step_0000002.png")" = "62 302" ]
+"$DDPM" sample --checkpoint "$COND/checkpoint.safetensors" --class all --num 30 --guidance 2 --sampler dpm++2m \
+  --steps 4 --out "$T/classes.png" >"$T/s.json" 2>/dev/null
+check "sample --class all --num 30: 10 rows of 3" [ "$(png_size "$T/classes.png")" = "92 302" ]
+check "guidance doubles the forward batch and says so" grep -q '"forward_images_per_image":8' "$T/s.json"
+"$DDPM" sample --checkpoint "$COND/checkpoint.safetensors" --class 3 --num 2 --steps 4 --sampler euler \
+  --out "$T/c3.png" >"$T/s.json" 2>/dev/null
+check "sample --class 3" grep -q '"class":"3"' "$T/s.json"
+
 # --- noise --------------------------------------------------------------------------------------------------
 "$DDPM" noise --data fashion-mnist --index 0 --out "$T/noise.png" --scale 1 2>/dev/null
 check "noise writes a row of 10 images" [ "$(png_size "$T/noise.png")" = "302 32" ]
@@ -137,6 +161,18 @@ expect_error "not a checkpoint"            "not a valid safetensors" "$DDPM" sam
 expect_error "truncated checkpoint"        "truncated"           "$DDPM" sample --checkpoint "$T/trunc.safetensors" --out "$T/x.png"
 expect_error "missing checkpoint"          "cannot open"          "$DDPM" sample --checkpoint "$T/none.safetensors" --out "$T/x.png"
 expect_error "sample into missing dir"     "does not exist"      "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --out "$T/no/dir/x.png"
+expect_error "unknown sampler"             "sampler"             "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler plms --out "$T/x.png"
+expect_error "steps beyond T"              "outside \[1, 1000\]" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --steps 2000 --out "$T/x.png"
+expect_error "eta on a non-ddim sampler"   "ddim sampler only"   "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler dpm++2m --eta 0.5 --out "$T/x.png"
+expect_error "rho without karras spacing"  "karras spacing only" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --rho 5 --out "$T/x.png"
+expect_error "unknown spacing"             "spacing"             "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --spacing cubic --out "$T/x.png"
+expect_error "--class on an unconditional model" "unconditional" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --class 1 --out "$T/x.png"
+expect_error "--guidance on an unconditional model" "class-conditional" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --guidance 1 --out "$T/x.png"
+expect_error "class out of range"          "\[0, 9\]"            "$DDPM" sample --checkpoint "$COND/checkpoint.safetensors" --class 10 --out "$T/x.png"
+expect_error "--class all with a bad --num" "multiple of the 10" "$DDPM" sample --checkpoint "$COND/checkpoint.safetensors" --class all --num 15 --out "$T/x.png"
+expect_error "unknown prediction target"   "prediction"          "$DDPM" train --preset tiny --prediction score --out "$T/o1"
+expect_error "resume with another prediction target" "prediction target" \
+  "$DDPM" train --preset tiny --data fashion-mnist --out "$COND" --steps 3 --batch-size 4 --num-classes 10 --prediction eps --resume
 expect_error "resume onto a corrupt checkpoint" "not a valid safetensors" \
   bash -c "mkdir -p '$T/corrupt' && cp '$T/trunc.safetensors' '$T/corrupt/checkpoint.safetensors' && \
            '$DDPM' train --preset tiny --steps 2 --batch-size 2 --out '$T/corrupt' --resume"

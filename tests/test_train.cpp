@@ -195,6 +195,89 @@ TEST(Train, RunWritesRunDirectory) {
   EXPECT_EQ(load_checkpoint(cfg.train.out + "/checkpoint.safetensors").step, 3);
 }
 
+TEST(Train, LabelDropoutIsPerSampleAtRateP) {
+  // Classifier-free guidance training: each sample independently gets the null label with probability p.
+  auto d = shapes_dataset(10);
+  d.labels = torch::arange(10, torch::kLong) % 5;
+  auto cfg = tiny_config(64);
+  cfg.model.num_classes = 5;
+  cfg.train.label_dropout = 0.2;
+  Trainer tr(cfg, d, torch::kCPU);
+  int64_t dropped = 0, total = 0, mixed_batches = 0, steps = 300;
+  for (int64_t s = 0; s < steps; ++s) {
+    auto b = tr.batch_for_step(s);
+    ASSERT_TRUE(b.y.defined());
+    const int64_t n = (b.y == 5).sum().item<int64_t>();
+    dropped += n;
+    total += b.y.size(0);
+    if (n > 0 && n < b.y.size(0)) ++mixed_batches;
+    // Kept labels are the dataset's labels of the drawn images.
+    auto kept = b.y != 5;
+    EXPECT_TRUE(b.y.masked_select(kept).lt(5).all().item<bool>());
+  }
+  const double rate = static_cast<double>(dropped) / static_cast<double>(total);
+  std::cout << "[          ] null-label rate " << rate << " over " << total << " samples (p = 0.2)\n";
+  EXPECT_NEAR(rate, 0.2, 0.01);           // 19,200 draws: 3σ ≈ 0.009
+  EXPECT_EQ(mixed_batches, steps);        // never the whole batch at once
+}
+
+TEST(Train, ClassConditionalNeedsLabelsThatFit) {
+  auto cfg = tiny_config(4);
+  cfg.model.num_classes = 3;
+  EXPECT_THROW(Trainer(cfg, shapes_dataset(4), torch::kCPU), std::runtime_error);  // no labels
+  auto d = shapes_dataset(4);
+  d.labels = torch::tensor({0, 1, 2, 3}, torch::kLong);
+  EXPECT_THROW(Trainer(cfg, d, torch::kCPU), std::runtime_error);                   // label 3 >= 3 classes
+  d.labels = torch::tensor({0, 1, 2, 2}, torch::kLong);
+  EXPECT_NO_THROW(Trainer(cfg, d, torch::kCPU));
+}
+
+TEST(Train, XZeroAndVTargetsTrainToo) {
+  // The loss is the squared error on the configured target; all three fall on a handful of images.
+  set_threads(0);
+  for (const std::string p : {"x0", "v"}) {
+    auto cfg = tiny_config(8);
+    cfg.diffusion.prediction = p;
+    Trainer tr(cfg, shapes_dataset(4), torch::kCPU);
+    double first = 0, last = 0;
+    for (int i = 0; i < 80; ++i) {
+      const double l = tr.train_step().loss;
+      if (i < 10) first += l / 10;
+      if (i >= 60) last += l / 20;
+    }
+    std::cout << "[          ] " << p << "-prediction loss first 10 steps " << first << ", last 20 " << last << "\n";
+    EXPECT_LT(last, first / 2.0) << p;
+  }
+}
+
+TEST(Train, InitFromUnconditionalWeightsAddsClasses) {
+  // Fine-tuning an unconditional model into a class-conditional one: every shared weight is copied, the new
+  // (zero) label embedding makes the new model start as exactly the old one.
+  auto dir = tmp_dir("ddpm_test_init");
+  Trainer base(tiny_config(4), shapes_dataset(4), torch::kCPU);
+  for (int i = 0; i < 3; ++i) base.train_step();
+  base.save(dir + "/base.safetensors");
+  auto cfg = tiny_config(4);
+  cfg.model.num_classes = 3;
+  auto d = shapes_dataset(4);
+  d.labels = torch::tensor({0, 1, 2, 0}, torch::kLong);
+  Trainer tuned(cfg, d, torch::kCPU);
+  auto fresh = tuned.init_from(load_checkpoint(dir + "/base.safetensors"));
+  EXPECT_EQ(fresh, (std::vector<std::string>{"label_emb.weight"}));
+  EXPECT_EQ(tuned.step(), 0);
+  torch::NoGradGuard ng;
+  auto x = torch::randn({2, 1, 28, 28});
+  auto t = torch::tensor({5, 600}, torch::kLong);
+  auto want = base.ema()->forward(x, t);
+  EXPECT_TRUE(torch::allclose(tuned.ema()->forward(x, t, torch::tensor({1, 2}, torch::kLong)), want, 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(tuned.model()->forward(x, t), base.ema()->forward(x, t), 1e-6, 1e-6));
+  // A different architecture is refused.
+  auto other = tiny_config(4);
+  other.model.ch = 64;
+  Trainer wrong(other, shapes_dataset(4), torch::kCPU);
+  EXPECT_THROW(wrong.init_from(load_checkpoint(dir + "/base.safetensors")), std::runtime_error);
+}
+
 TEST(Train, DatasetMustMatchModel) {
   Dataset d;
   d.name = "rgb";

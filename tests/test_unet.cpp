@@ -73,3 +73,27 @@ TEST(UNet, FlopCountIsPlausible) {
   EXPECT_GT(net->forward_flops_per_image(), 11e9);
   EXPECT_LT(net->forward_flops_per_image(), 13.5e9);
 }
+
+TEST(UNet, ClassConditionalAddsALabelEmbedding) {
+  torch::NoGradGuard ng;
+  auto cfg = preset_model("tiny");
+  UNet plain(cfg);
+  cfg.num_classes = 10;
+  torch::manual_seed(0);
+  UNet cond(cfg);
+  // One embedding row per class plus the null label, D = 4·ch wide; nothing else changes.
+  EXPECT_EQ(count_parameters(*cond), count_parameters(*plain) + 11 * 4 * cfg.ch);
+  EXPECT_EQ(cond->named_parameters().find("label_emb.weight")->sizes(), (std::vector<int64_t>{11, 4 * cfg.ch}));
+  for (auto& p : cond->parameters()) p.normal_(0, 0.05);
+  auto x = torch::randn({2, 1, 28, 28});
+  auto t = torch::tensor({100, 100}, torch::kLong);
+  auto a = cond->forward(x, t, torch::tensor({1, 1}, torch::kLong));
+  auto b = cond->forward(x, t, torch::tensor({2, 2}, torch::kLong));
+  EXPECT_GT((a - b).abs().max().item<double>(), 1e-4);
+  // No labels means the null label.
+  auto n1 = cond->forward(x, t);
+  auto n2 = cond->forward(x, t, torch::tensor({10, 10}, torch::kLong));
+  EXPECT_TRUE(torch::equal(n1, n2));
+  EXPECT_THROW(cond->forward(x, t, torch::tensor({11, 0}, torch::kLong)), c10::Error);  // out of the table
+  EXPECT_THROW(plain->forward(x, t, torch::tensor({1, 1}, torch::kLong)), c10::Error);  // unconditional model
+}
