@@ -1,12 +1,13 @@
 // data.h — datasets as uint8 image tensors plus optional labels, and the batches the trainer draws.
-// Readers: the MNIST/Fashion-MNIST IDX format (gzipped or raw). Every reader validates magic numbers, sizes and
-// file lengths and throws with the path and the reason. Not here: augmentation (train.cpp), image files
+// Readers: the MNIST/Fashion-MNIST IDX format (gzipped or raw; byte checks in formats/idx.h) and CIFAR-10
+// (cifar10.h). Every reader validates magic numbers, sizes and file lengths and throws with the path and the reason. Not here: augmentation (train.cpp), image files
 // (image_io.h).
 //
 // Dataset specs (--data):
 //   fashion-mnist[:DIR][@split]  Fashion-MNIST IDX files; DIR defaults to /usr/share/datasets/fashion-mnist
 //   mnist:DIR[@split]            MNIST IDX files in DIR
 //   split is train (default) or test: train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] (+ labels).
+//   cifar10:DIR[@split]          CIFAR-10 binary batches in DIR (cifar10.h): data_batch_1..5.bin / test_batch.bin
 #pragma once
 
 #include <torch/torch.h>

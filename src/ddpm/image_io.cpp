@@ -13,6 +13,12 @@ namespace ddpm {
 
 torch::Tensor load_image(const std::string& path, int channels) {
   int w = 0, h = 0, c = 0;
+  // Check the header before decoding, so that a file claiming a gigantic image allocates nothing.
+  if (!stbi_info(path.c_str(), &w, &h, &c))
+    throw std::runtime_error(path + ": cannot read image (" + stbi_failure_reason() + ")");
+  if (w <= 0 || h <= 0 || w > kMaxImageSide || h > kMaxImageSide)
+    throw std::runtime_error(path + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
+                             " pixels is larger than the " + std::to_string(kMaxImageSide) + "-pixel side limit");
   unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, channels);
   if (!px) throw std::runtime_error(path + ": cannot read image (" + stbi_failure_reason() + ")");
   const int cc = channels ? channels : c;

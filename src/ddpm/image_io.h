@@ -7,7 +7,9 @@
 
 namespace ddpm {
 
-// Reads a PNG/JPEG/BMP/... file; `channels` 0 keeps the file's own, 1 or 3 converts. -> [C,H,W] uint8
+constexpr int kMaxImageSide = 16384;  // larger images are refused before decoding
+
+// Reads a PNG/JPEG/BMP/... file (header checked first: at most kMaxImageSide per side); `channels` 0 keeps the file's own, 1 or 3 converts. -> [C,H,W] uint8
 torch::Tensor load_image(const std::string& path, int channels = 0);
 // Writes [C,H,W] uint8 (C = 1 or 3) as PNG, atomically. Throws with the path on failure.
 void save_png(const std::string& path, const torch::Tensor& chw_u8);

@@ -1,6 +1,8 @@
 // safetensors.cpp — see safetensors.h.
 #include "ddpm/safetensors.h"
 
+#include "ddpm/formats/safetensors_layout.h"
+
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
@@ -15,8 +17,6 @@
 
 namespace ddpm {
 namespace {
-
-constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MB, the reference implementation's bound
 
 struct DType {
   const char* name;
@@ -83,78 +83,18 @@ std::string safetensors_serialize(const SafeTensors& st) {
 }
 
 SafeTensors safetensors_parse(const std::string& bytes, const std::string& source) {
-  if (bytes.size() < 8) fail(source, "file is shorter than the 8-byte header length");
-  uint64_t n = 0;
-  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
-  if (n > kMaxHeader) fail(source, "header length " + std::to_string(n) + " exceeds the 100 MB bound");
-  if (n > bytes.size() - 8) fail(source, "header length " + std::to_string(n) + " is larger than the file (truncated?)");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
-  } catch (const nlohmann::json::exception& e) {
-    fail(source, std::string("header is not valid JSON (") + e.what() + ")");
-  }
-  if (!header.is_object()) fail(source, "header is not a JSON object");
-  const uint64_t data_size = bytes.size() - 8 - n;
-  const char* data = bytes.data() + 8 + n;
-
+  // Every rule is checked on the bytes first (formats/safetensors_layout.h); only then are tensors allocated.
+  const auto lay = parse_safetensors_layout(bytes.data(), bytes.size(), source);
+  const char* data = bytes.data() + lay.data_offset;
   SafeTensors st;
-  struct Range {
-    uint64_t begin, end;
-    std::string name;
-  };
-  std::vector<Range> ranges;
-  for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") {
-      if (!info.is_object()) fail(source, "__metadata__ is not an object");
-      for (const auto& [k, v] : info.items()) {
-        if (!v.is_string()) fail(source, "__metadata__ value for '" + k + "' is not a string");
-        st.metadata[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
-      fail(source, "tensor '" + name + "' lacks dtype, shape or data_offsets");
-    if (!info["dtype"].is_string()) fail(source, "tensor '" + name + "' has a non-string dtype");
-    const DType* d = dtype_named(info["dtype"].get<std::string>());
-    if (!d) fail(source, "tensor '" + name + "' has unknown dtype '" + info["dtype"].get<std::string>() + "'");
-    const auto& shape_j = info["shape"];
-    const auto& offs = info["data_offsets"];
-    if (!shape_j.is_array() || !offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() ||
-        !offs[1].is_number_unsigned())
-      fail(source, "tensor '" + name + "' has a malformed shape or data_offsets");
-    std::vector<int64_t> shape;
-    uint64_t numel = 1;
-    for (const auto& s : shape_j) {
-      if (!s.is_number_unsigned()) fail(source, "tensor '" + name + "' has a negative or non-integer dimension");
-      const uint64_t v = s.get<uint64_t>();
-      if (v != 0 && numel > (uint64_t(1) << 62) / v) fail(source, "tensor '" + name + "' has an absurd shape");
-      numel *= v;
-      shape.push_back(static_cast<int64_t>(v));
-    }
-    const uint64_t b = offs[0].get<uint64_t>(), e = offs[1].get<uint64_t>();
-    if (b > e || e > data_size) fail(source, "tensor '" + name + "' data_offsets out of range (truncated file?)");
-    if (e - b != numel * d->size)
-      fail(source, "tensor '" + name + "' byte range " + std::to_string(e - b) + " does not match its shape and dtype (" +
-                       std::to_string(numel * d->size) + " bytes)");
-    ranges.push_back({b, e, name});
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(d->type));
-    if (e > b) std::memcpy(t.data_ptr(), data + b, e - b);
-    st.tensors.emplace_back(name, t);
+  st.metadata = lay.metadata;
+  for (const auto& e : lay.entries) {
+    const DType* d = dtype_named(e.dtype);
+    if (!d) fail(source, "tensor '" + e.name + "' has unsupported dtype '" + e.dtype + "'");
+    auto t = torch::empty(e.shape, torch::TensorOptions().dtype(d->type));
+    if (e.end > e.begin) std::memcpy(t.data_ptr(), data + e.begin, e.end - e.begin);
+    st.tensors.emplace_back(e.name, t);
   }
-  // nlohmann::json objects are key-sorted and reject nothing on duplicates (last wins); catch duplicates by
-  // counting the byte ranges against the data: they must tile [0, data_size) exactly.
-  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  uint64_t pos = 0;
-  for (const auto& r : ranges) {
-    if (r.begin != pos) fail(source, "tensor '" + r.name + "' overlaps another or leaves a gap in the data");
-    pos = r.end;
-  }
-  if (pos != data_size) fail(source, "data section has " + std::to_string(data_size - pos) + " trailing bytes");
-  // Restore file order (by offset) for a stable, readable listing.
-  std::vector<std::pair<std::string, torch::Tensor>> ordered;
-  for (const auto& r : ranges) ordered.emplace_back(r.name, *st.find(r.name));
-  st.tensors = std::move(ordered);
   return st;
 }
 

@@ -2,9 +2,9 @@
 //   8 bytes little-endian u64 N | N bytes JSON header | raw little-endian tensor data
 // Header: {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}
 // with offsets relative to the start of the data section. No code is executed on load (unlike pickle).
-// The reader validates everything before allocating: header length against the file size and a sane bound,
-// JSON syntax, known dtypes, shape × dtype size == byte range, ranges inside the data, contiguous and
-// non-overlapping, no duplicate names.
+// The reader validates everything before allocating (formats/safetensors_layout.h, torch-free and fuzzed): header
+// length against the file size and a sane bound, JSON syntax, known dtypes, shape × dtype size == byte range,
+// ranges inside the data, contiguous and non-overlapping, no duplicate names.
 #pragma once
 
 #include <torch/torch.h>
