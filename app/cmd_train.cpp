@@ -2,6 +2,7 @@
 #include "commands.h"
 
 #include "ddpm/checkpoint.h"
+#include "ddpm/fault_injection.h"
 #include "ddpm/runtime.h"
 #include "ddpm/safetensors.h"
 #include "ddpm/train.h"
@@ -29,6 +30,7 @@ void on_signal(int) {
 
 struct TrainArgs {
   std::string config_file, preset, data, out, device, schedule, prediction, init;
+  int64_t keep_checkpoints = 0, max_nonfinite = 0;
   int64_t steps = 0, batch_size = 0, save_every = 0, sample_every = 0, threads = 0, warmup = 0, log_every = 0,
           sample_num = 0, timesteps = 0, num_classes = 0;
   double lr = 0, ema_decay = 0, label_dropout = 0;
@@ -50,12 +52,13 @@ Command add_train(CLI::App& root) {
     a->seed = d.train.seed, a->flip = d.train.flip;
     a->prediction = d.diffusion.prediction, a->num_classes = d.model.num_classes;
     a->label_dropout = d.train.label_dropout;
+    a->keep_checkpoints = d.train.keep_checkpoints, a->max_nonfinite = d.train.max_nonfinite;
   }
   auto* c = root.add_subcommand("train", "Train a UNet noise predictor (L_simple) and write a run directory");
   c->option_defaults()->always_capture_default();
   c->add_option("--config", a->config_file, "TOML config file (see configs/); flags override it")->check(CLI::ExistingFile);
   auto* o_preset = c->add_option("--preset", a->preset, "Model preset: cifar10, fmnist, fmnist-small, tiny");
-  auto* o_data = c->add_option("--data", a->data, "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR");
+  auto* o_data = c->add_option("--data", a->data, "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR, cifar10:DIR");
   auto* o_out = c->add_option("--out", a->out, "Run directory (checkpoint.safetensors, config.toml, metrics.jsonl, samples/)");
   auto* o_steps = c->add_option("--steps", a->steps, "Total optimisation steps of the run");
   auto* o_bs = c->add_option("--batch-size", a->batch_size, "Global batch size");
@@ -65,6 +68,10 @@ Command add_train(CLI::App& root) {
   auto* o_seed = c->add_option("--seed", a->seed, "Seed of every random draw of the run");
   auto* o_dev = c->add_option("--device", a->device, "auto | cpu | cuda");
   auto* o_save = c->add_option("--save-every", a->save_every, "Checkpoint every N steps (0: only at the end)");
+  auto* o_keep = c->add_option("--keep-checkpoints", a->keep_checkpoints,
+                                "Also keep the last K step-numbered checkpoints (checkpoint-00001000.safetensors)");
+  auto* o_nonf = c->add_option("--max-nonfinite", a->max_nonfinite,
+                               "Stop after N non-finite losses/gradients in a row (skipped steps; 0: never stop)");
   auto* o_samp = c->add_option("--sample-every", a->sample_every, "Sample grid every N steps (0: only at the end)");
   auto* o_snum = c->add_option("--sample-num", a->sample_num, "Images per sample grid");
   auto* o_log = c->add_option("--log-every", a->log_every, "Log line and metrics.jsonl record every N steps");
@@ -103,6 +110,8 @@ Command add_train(CLI::App& root) {
     if (o_seed->count()) t.seed = a->seed;
     if (o_dev->count()) t.device = a->device;
     if (o_save->count()) t.save_every = a->save_every;
+    if (o_keep->count()) t.keep_checkpoints = a->keep_checkpoints;
+    if (o_nonf->count()) t.max_nonfinite = a->max_nonfinite;
     if (o_samp->count()) t.sample_every = a->sample_every;
     if (o_snum->count()) t.sample_num = a->sample_num;
     if (o_log->count()) t.log_every = a->log_every;
@@ -132,6 +141,7 @@ Command add_train(CLI::App& root) {
     ensure_writable_dir(t.out, "--out");
 
     Trainer trainer(cfg, std::move(data), device);
+    install_test_faults(trainer);  // DDPM_TEST_NAN_STEPS: a testing aid, see fault_injection.h
     if (have_ckpt) {
       trainer.load(*resume_from);
       std::cerr << "resuming " << ckpt << " at step " << trainer.step() << "\n";

@@ -59,6 +59,13 @@ void load_module_state(torch::nn::Module& m, const SafeTensors& st, const std::s
   for (auto& b : m.named_buffers()) copy_into(b.key(), b.value());
 }
 
+void check_finite(const SafeTensors& st, const std::string& path) {
+  for (const auto& [name, t] : st.tensors)
+    if (t.is_floating_point() && !torch::isfinite(t).all().item<bool>())
+      throw std::runtime_error("refusing to write " + path + ": tensor '" + name +
+                               "' holds NaN or Inf values (the previous checkpoint is kept)");
+}
+
 UNet load_sampling_model(const Checkpoint& ck, torch::Device device) {
   UNet net(ck.config.model);
   load_module_state(*net, ck.st, ck.has("ema.") ? "ema." : "model.", ck.path);

@@ -38,6 +38,10 @@ void load_module_state(torch::nn::Module& m, const SafeTensors& st, const std::s
 // The network `ddpm sample` uses: EMA weights if the file has them, else the training weights; eval mode.
 UNet load_sampling_model(const Checkpoint& ck, torch::Device device);
 
+// Throws "refusing to write PATH: tensor 'NAME' holds NaN or Inf values" if any floating tensor is non-finite
+// (a checkpoint never stores a diverged state; the previous file stays).
+void check_finite(const SafeTensors& st, const std::string& path);
+
 // Metadata every checkpoint carries.
 std::map<std::string, std::string> checkpoint_metadata(const Config& cfg, int64_t step);
 

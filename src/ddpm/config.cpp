@@ -88,6 +88,7 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
         FIELD(train, grad_clip, double), FIELD(train, ema_decay, double), FIELD(train, flip, bool),
         FIELD(train, label_dropout, double),
         FIELD(train, seed, uint64_t), FIELD(train, save_every, int64_t), FIELD(train, sample_every, int64_t),
+        FIELD(train, keep_checkpoints, int64_t), FIELD(train, max_nonfinite, int64_t),
         FIELD(train, sample_num, int64_t), FIELD(train, sample_steps, int64_t), FIELD(train, log_every, int64_t),
         FIELD(train, device, std::string), FIELD(train, threads, int64_t)}},
   };
@@ -177,6 +178,7 @@ toml::table to_table(const Config& c) {
   toml::table train{{"data", t.data}, {"out", t.out}, {"steps", t.steps}, {"batch_size", t.batch_size},
                     {"lr", t.lr}, {"warmup", t.warmup}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
                     {"flip", t.flip}, {"label_dropout", t.label_dropout}, {"seed", static_cast<int64_t>(t.seed)}, {"save_every", t.save_every},
+                    {"keep_checkpoints", t.keep_checkpoints}, {"max_nonfinite", t.max_nonfinite},
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
                     {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
                     {"threads", t.threads}};
@@ -261,6 +263,8 @@ void validate(const Config& c) {
   need(t.grad_clip >= 0, "train.grad_clip must be >= 0");
   need(t.ema_decay >= 0 && t.ema_decay < 1, "train.ema_decay must be in [0, 1)");
   need(t.save_every >= 0 && t.sample_every >= 0, "train.save_every and train.sample_every must be >= 0");
+  need(t.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0");
+  need(t.max_nonfinite >= 0, "train.max_nonfinite must be >= 0");
   need(t.sample_num > 0, "train.sample_num must be positive");
   need(t.sample_steps > 0, "train.sample_steps must be positive");
   need(t.log_every > 0, "train.log_every must be positive");

@@ -43,6 +43,8 @@ struct TrainConfig {
   double label_dropout = 0.1;          // class-conditional: probability per sample of the null label (CFG)
   uint64_t seed = 0;
   int64_t save_every = 1000;           // checkpoint interval in steps (0 = only at the end)
+  int64_t keep_checkpoints = 0;        // also keep the last K step-numbered checkpoints (run_files.h)
+  int64_t max_nonfinite = 20;          // stop after this many non-finite (skipped) steps in a row (0 = never)
   int64_t sample_every = 1000;         // sample-grid interval in steps (0 = only at the end)
   int64_t sample_num = 64;             // images in each sample grid
   int64_t sample_steps = 100;          // DDPM steps (respaced) for the grids written during training

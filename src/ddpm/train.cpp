@@ -5,6 +5,7 @@
 #include "ddpm/generate.h"
 #include "ddpm/image_io.h"
 #include "ddpm/prediction.h"
+#include "ddpm/run_files.h"
 #include "ddpm/runtime.h"
 
 #include <chrono>
@@ -168,6 +169,7 @@ StepStats Trainer::train_step() {
   StepStats s;
   torch::manual_seed(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step_), kStreamDropout + 16 * comm_->rank()));
   auto batch = batch_for_step(step_);
+  if (batch_hook) batch_hook(step_, batch);
 
   // Algorithm 1: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; minimise ‖ε − ε_θ(x_t, t)‖² (eq. 14, L_simple), or the same
   // squared error on x_0 or v for the other prediction targets (prediction.h).
@@ -181,37 +183,37 @@ StepStats Trainer::train_step() {
   std::vector<torch::Tensor> grads;
   for (auto& p : params_) grads.push_back(p.grad());
   if (comm_->world_size() > 1) comm_->all_reduce_mean(grads);
-  {
-    torch::NoGradGuard ng;
-    // Global norm of the (averaged) gradient; clip to grad_clip.
-    std::vector<torch::Tensor> norms;
-    for (auto& g : grads) norms.push_back(g.norm(2));
-    auto total = torch::stack(norms).norm(2);
-    s.grad_norm = total.item<double>();
-    if (cfg_.train.grad_clip > 0 && s.grad_norm > cfg_.train.grad_clip) {
-      const double scale = cfg_.train.grad_clip / (s.grad_norm + 1e-6);
-      for (auto& g : grads) g.mul_(scale);
-    }
-  }
-  s.lr = lr_at(cfg_.train, step_);
-  opt_->step(s.lr);
-  {
-    torch::NoGradGuard ng;
-    const double d = ema_decay_at(cfg_.train.ema_decay, step_);
-    for (size_t i = 0; i < params_.size(); ++i) ema_params_[i].lerp_(params_[i], 1.0 - d);  // ema ← d·ema + (1−d)·θ
-  }
   auto l = loss.detach().reshape({1});
   if (comm_->world_size() > 1) {
     std::vector<torch::Tensor> v{l};
     comm_->all_reduce_mean(v);
   }
   s.loss = l.item<double>();
+  s.lr = lr_at(cfg_.train, step_);
+  torch::NoGradGuard ng;
+  // Global norm of the (averaged) gradient, computed once: it is both the clipping scale and the non-finite
+  // test (a NaN/Inf in any gradient makes it non-finite).
+  std::vector<torch::Tensor> norms;
+  for (auto& g : grads) norms.push_back(g.norm(2));
+  s.grad_norm = torch::stack(norms).norm(2).item<double>();
+  // Non-finite guard: skip the update (Adam, EMA) on a NaN/Inf loss or gradient. The decision must be the same
+  // on every rank, so it is taken only on all-reduced values (loss and the norm of the averaged gradient): a NaN
+  // on any rank reaches all of them through the averaging, and all skip together.
+  s.skipped = !std::isfinite(s.loss) || !std::isfinite(s.grad_norm);
+  if (!s.skipped) {
+    if (cfg_.train.grad_clip > 0 && s.grad_norm > cfg_.train.grad_clip) {
+      const double scale = cfg_.train.grad_clip / (s.grad_norm + 1e-6);
+      for (auto& g : grads) g.mul_(scale);
+    }
+    opt_->step(s.lr);
+    const double d = ema_decay_at(cfg_.train.ema_decay, step_);
+    for (size_t i = 0; i < params_.size(); ++i) ema_params_[i].lerp_(params_[i], 1.0 - d);  // ema ← d·ema + (1−d)·θ
+  }
   ++step_;
   return s;
 }
 
-void Trainer::save(const std::string& path) {
-  if (comm_->rank() != 0) return;
+SafeTensors Trainer::checkpoint_state() {
   SafeTensors st;
   add_module_state(st, *model_, "model.");
   add_module_state(st, *ema_, "ema.");
@@ -222,6 +224,13 @@ void Trainer::save(const std::string& path) {
   }
   st.metadata = checkpoint_metadata(cfg_, step_);
   st.metadata["optim_step"] = std::to_string(opt_->steps());
+  return st;
+}
+
+void Trainer::save(const std::string& path) {
+  if (comm_->rank() != 0) return;
+  auto st = checkpoint_state();
+  check_finite(st, path);
   safetensors_save(path, st);
 }
 
@@ -307,6 +316,10 @@ bool Trainer::run(const TrainHooks& hooks) {
   std::ofstream metrics;
   if (rank0) {
     fs::create_directories(out / "samples");
+    // After a crash: drop the leftovers of interrupted writes and the records of steps that will be redone.
+    remove_stale_temp_files(out.string());
+    remove_stale_temp_files((out / "samples").string());
+    trim_metrics((out / "metrics.jsonl").string(), step_);
     metrics.open(out / "metrics.jsonl", std::ios::app);
     if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": cannot open for writing");
   }
@@ -328,20 +341,47 @@ bool Trainer::run(const TrainHooks& hooks) {
   auto t_window = t_begin;
   const int64_t first_step = step_;
   double loss_sum = 0, gnorm_sum = 0;
-  int64_t window_steps = 0;
+  int64_t window_steps = 0, window_good = 0;
+  int64_t skipped_total = 0, skipped_in_a_row = 0, last_saved = -1;
   StepStats last;
+  auto save_checkpoint = [&]() {
+    if (!rank0) return;
+    auto st = checkpoint_state();
+    check_finite(st, ckpt);
+    save_run_checkpoint(out.string(), step_, safetensors_serialize(st), tc.keep_checkpoints);
+    last_saved = step_;
+  };
 
   while (step_ < tc.steps) {
     if (hooks.stop && hooks.stop->load()) {
       if (hooks.tty) log("\n");
       log("interrupted at step " + std::to_string(step_) + "; saving checkpoint\n");
-      save(ckpt);
+      save_checkpoint();
       return false;
     }
     last = train_step();
-    loss_sum += last.loss;
-    gnorm_sum += last.grad_norm;
     ++window_steps;
+    if (last.skipped) {
+      ++skipped_total;
+      ++skipped_in_a_row;
+      if (hooks.tty) log("\n");
+      auto num = [](double v) { return std::isnan(v) ? std::string("nan") : std::isinf(v) ? std::string(v > 0 ? "inf" : "-inf") : std::to_string(v); };
+      log("step " + std::to_string(step_) + ": non-finite loss (" + num(last.loss) + ") or gradient norm (" +
+          num(last.grad_norm) + "); update skipped (" + std::to_string(skipped_in_a_row) + " in a row, " +
+          std::to_string(skipped_total) + " in this run)\n");
+      if (tc.max_nonfinite > 0 && skipped_in_a_row >= tc.max_nonfinite)
+        throw std::runtime_error(
+            "training stopped at step " + std::to_string(step_) + " after " + std::to_string(skipped_in_a_row) +
+            " non-finite losses or gradients in a row (train.max_nonfinite); " +
+            (last_saved >= 0 ? "the last checkpoint (step " + std::to_string(last_saved) + ") is " + ckpt
+                             : std::string("the checkpoint in ") + out.string() + ", if any, is untouched") +
+            "; try a lower learning rate");
+    } else {
+      skipped_in_a_row = 0;
+      loss_sum += last.loss;
+      gnorm_sum += last.grad_norm;
+      ++window_good;
+    }
 
     const bool log_now = step_ % tc.log_every == 0 || step_ == tc.steps;
     if (log_now || hooks.tty) {
@@ -351,25 +391,29 @@ bool Trainer::run(const TrainHooks& hooks) {
       const double eta = static_cast<double>((tc.steps - step_) * tc.batch_size) / std::max(rate, 1e-9);
       std::ostringstream line;
       line << "step " << step_ << "/" << tc.steps << " | loss " << std::fixed << std::setprecision(4)
-           << (log_now ? loss_sum / window_steps : last.loss) << " | lr " << std::scientific << std::setprecision(2)
+           << (log_now ? loss_sum / std::max<int64_t>(window_good, 1) : last.loss) << " | lr " << std::scientific << std::setprecision(2)
            << last.lr << std::fixed << std::setprecision(1) << " | " << rate << " img/s | ETA "
            << format_duration(eta);
+      if (skipped_total > 0) line << " | skipped " << skipped_total;
       if (hooks.tty) log("\r\033[K" + line.str());
       if (log_now) {
         const double win_s = std::chrono::duration<double>(now - t_window).count();
         const double win_rate = static_cast<double>(window_steps * tc.batch_size) / std::max(win_s, 1e-9);
         if (!hooks.tty) log(line.str() + "\n");
         if (rank0) {
+          // loss and grad_norm average the steps that were not skipped (null if none); skipped counts the rest.
           nlohmann::json j = {{"step", step_},
-                              {"loss", loss_sum / window_steps},
+                              {"loss", window_good ? nlohmann::json(loss_sum / window_good) : nlohmann::json()},
                               {"lr", last.lr},
-                              {"grad_norm", gnorm_sum / window_steps},
+                              {"grad_norm", window_good ? nlohmann::json(gnorm_sum / window_good) : nlohmann::json()},
+                              {"skipped", window_steps - window_good},
                               {"images_per_sec", win_rate},
                               {"elapsed_s", since_begin}};
           metrics << j.dump() << "\n" << std::flush;
+          if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": write failed (disk full?)");
         }
         loss_sum = gnorm_sum = 0;
-        window_steps = 0;
+        window_steps = window_good = 0;
         t_window = now;
       }
     }
@@ -379,7 +423,7 @@ bool Trainer::run(const TrainHooks& hooks) {
       name << "step_" << std::setw(7) << std::setfill('0') << step_ << ".png";
       write_sample_grid((out / "samples" / name.str()).string());
     }
-    if ((tc.save_every > 0 && step_ % tc.save_every == 0) || end) save(ckpt);
+    if ((tc.save_every > 0 && step_ % tc.save_every == 0) || end) save_checkpoint();
   }
   if (hooks.tty) log("\n");
   log("done: " + std::to_string(step_) + " steps; checkpoint " + ckpt + "\n");

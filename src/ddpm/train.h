@@ -11,6 +11,7 @@
 #include "ddpm/config.h"
 #include "ddpm/data.h"
 #include "ddpm/prediction.h"
+#include "ddpm/safetensors.h"
 #include "ddpm/schedule.h"
 #include "ddpm/unet.h"
 
@@ -67,6 +68,7 @@ struct StepStats {
   double loss = 0;       // mean L_simple over the global batch (averaged across ranks)
   double grad_norm = 0;  // global norm before clipping
   double lr = 0;
+  bool skipped = false;  // non-finite loss or gradient: the update (Adam, EMA) was skipped
 };
 
 struct TrainHooks {
@@ -82,6 +84,7 @@ class Trainer {
   // Loads model, EMA, optimizer and step from a checkpoint written by this trainer.
   void load(const std::string& checkpoint_path);
   void load(const Checkpoint& ck);  // the same, from an already parsed checkpoint
+  // Writes the checkpoint crash-safely; refuses (throws, writing nothing) if any tensor is NaN/Inf.
   void save(const std::string& checkpoint_path);
   // Starts from the weights of another checkpoint (fine-tuning): its EMA (else training) weights go into both
   // the model and the EMA, matched by name; the optimizer and the step start fresh. Parameters the file lacks
@@ -92,7 +95,8 @@ class Trainer {
   // One optimisation step at global step `step_` (then increments it).
   StepStats train_step();
   // Runs to cfg.train.steps with logging, grids and checkpoints in cfg.train.out. Returns true if it reached
-  // the end, false if stopped early by hooks.stop (a checkpoint is saved either way).
+  // the end, false if stopped early by hooks.stop (a checkpoint is saved either way). Throws after
+  // cfg.train.max_nonfinite skipped (non-finite) steps in a row, leaving the last checkpoint as it was.
   bool run(const TrainHooks& hooks);
 
   // The global batch of step s for this rank: images in [-1, 1] [b,C,H,W], timesteps [b], noise [b,C,H,W] and,
@@ -110,8 +114,12 @@ class Trainer {
   // Writes a sample grid from the EMA weights to `path`.
   void write_sample_grid(const std::string& path);
 
+  // Testing aid (fault injection): called on every batch before the forward pass, e.g. to poison it with NaN.
+  std::function<void(int64_t step, Batch& batch)> batch_hook;
+
  private:
   torch::Tensor epoch_permutation(int64_t epoch) const;
+  SafeTensors checkpoint_state();  // everything save() writes, checked finite
 
   Config cfg_;
   Dataset data_;
