@@ -1,6 +1,8 @@
 // config.cpp — presets, TOML and JSON for the plain-data config in config.h.
 #include "ddpm/config.h"
 
+#include "ddpm/formats/toml_text.h"
+
 #include <toml++/toml.h>
 
 #include <fstream>
@@ -143,9 +145,11 @@ ModelConfig preset_model(const std::string& name) {
 }
 
 void apply_toml_string(Config& cfg, const std::string& text, const std::string& source) {
+  // toml++ 3.3 is given ASCII only (formats/toml_text.h: non-ASCII input can reach undefined behaviour in it).
+  const std::string ascii = toml_to_ascii(text, source);
   toml::table root;
   try {
-    root = toml::parse(text, source);
+    root = toml::parse(ascii, source);
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
     os << source << ":" << e.source().begin.line << ": " << e.description();
@@ -220,7 +224,10 @@ Config config_from_json(const nlohmann::json& j) {
       else if (fv.is_string()) sec.insert(fk, fv.get<std::string>());
       else if (fv.is_array()) {
         toml::array a;
-        for (const auto& e : fv) a.push_back(e.get<int64_t>());
+        for (const auto& e : fv) {  // (a float here would convert to int64 with undefined behaviour: found by fuzzing)
+          if (!e.is_number_integer()) throw std::runtime_error("config key '" + k + "." + fk + "' is not an array of integers");
+          a.push_back(e.get<int64_t>());
+        }
         sec.insert(fk, a);
       } else throw std::runtime_error("config key '" + k + "." + fk + "' has an unsupported type");
     }
