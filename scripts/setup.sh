@@ -4,7 +4,8 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config python3
       libtorch-dev libopenblas0-pthread        # LibTorch 1.13 (CPU); OpenBLAS instead of the reference BLAS (~35x)
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
-      dataset-fashion-mnist)                    # the real Fashion-MNIST in /usr/share/datasets/fashion-mnist
+      dataset-fashion-mnist                     # the real Fashion-MNIST in /usr/share/datasets/fashion-mnist
+      clang libclang-rt-14-dev)                 # libFuzzer + ASan/UBSan runtimes for scripts/fuzz.sh (ctest fuzz_smoke)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
