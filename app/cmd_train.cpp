@@ -2,6 +2,8 @@
 #include "commands.h"
 
 #include "ddpm/checkpoint.h"
+#include "ddpm/distributed.h"
+#include "ddpm/launcher.h"
 #include "ddpm/fault_injection.h"
 #include "ddpm/runtime.h"
 #include "ddpm/safetensors.h"
@@ -36,6 +38,10 @@ struct TrainArgs {
   double lr = 0, ema_decay = 0, label_dropout = 0;
   uint64_t seed = 0;
   bool resume = false, flip = false;
+  // Several processes (distributed.h, launcher.h).
+  int nproc = 1, master_port = 0;
+  std::string master_addr = "127.0.0.1";
+  DistOptions dist;
 };
 
 }  // namespace
@@ -91,6 +97,20 @@ Command add_train(CLI::App& root) {
                 "Start from these weights (fine-tuning; new parameters such as a label embedding start at zero)")
       ->check(CLI::ExistingFile);
   c->add_flag("--resume", a->resume, "Continue the run in --out from its checkpoint (to --steps in total)");
+  auto* g = c->add_option_group("Multiple processes", "Data-parallel training on c10d (see README)");
+  g->add_option("--nproc", a->nproc,
+                "Start N worker processes on this machine (ranks of one run; --batch-size is the global batch). "
+                "Under torchrun or srun leave it at 1: the rank comes from the environment")
+      ->check(CLI::Range(1, 1024));
+  g->add_option("--dist-backend", a->dist.backend, "c10d backend: auto (nccl for CUDA if built in, else gloo) | gloo | nccl")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}));
+  g->add_option("--dist-timeout", a->dist.timeout_s,
+                "Seconds a rendezvous or collective may wait for the other ranks before the run stops with an error")
+      ->check(CLI::PositiveNumber);
+  g->add_option("--bucket-mb", a->dist.bucket_mb, "Gradient all-reduce bucket size in MiB (0: one bucket)")
+      ->check(CLI::NonNegativeNumber);
+  g->add_option("--master-addr", a->master_addr, "--nproc: address of rank 0's rendezvous store");
+  g->add_option("--master-port", a->master_port, "--nproc: its port (0: a free one)")->check(CLI::Range(0, 65535));
 
   auto run = [=]() -> int {
     Config cfg;
@@ -124,11 +144,24 @@ Command add_train(CLI::App& root) {
     if (o_pdrop->count()) t.label_dropout = a->label_dropout;
     validate(cfg);
 
-    // Everything that can fail on input is checked before the run directory is touched.
+    // Everything that can fail on input is checked before the run directory is touched (by the launcher
+    // too, so that a bad flag gives one error, not one per worker).
+    const DistEnv env = dist_env_from_environment();
+    const bool launching = a->nproc > 1 && !env.active;
     auto data = load_dataset(t.data);
     check_dataset_matches(data, cfg.model);
-    const auto device = resolve_device(t.device);
-    set_threads(t.threads);
+    auto device = resolve_device(t.device);
+    if (env.active && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+    if (launching || env.active) {
+      resolve_backend(a->dist.backend, device);
+      const int world = launching ? a->nproc : env.world_size;
+      if (t.batch_size % world != 0)
+        throw std::runtime_error("--batch-size " + std::to_string(t.batch_size) + " (the global batch) is not divisible by the " +
+                                 std::to_string(world) + " processes");
+    }
+    // Workers on one machine share its cores: each gets its part unless --threads says otherwise.
+    set_threads(t.threads == 0 && env.active ? std::max(1, available_cores() / std::max(1, env.local_world_size))
+                                             : t.threads);
     const fs::path out(t.out);
     const auto ckpt = (out / "checkpoint.safetensors").string();
     const bool have_ckpt = fs::exists(ckpt);
@@ -138,29 +171,44 @@ Command add_train(CLI::App& root) {
     std::optional<Checkpoint> resume_from, init_from;
     if (have_ckpt) resume_from = load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
     if (!a->init.empty() && !have_ckpt) init_from = load_checkpoint(a->init);  // on resume, the run's own state wins
-    ensure_writable_dir(t.out, "--out");
+    if (launching) {
+      ensure_writable_dir(t.out, "--out");
+      LaunchOptions lo;
+      lo.nproc = a->nproc;
+      lo.master_addr = a->master_addr;
+      lo.master_port = a->master_port;
+      lo.log = &std::cerr;
+      return launch_local_workers(program_args(), lo);
+    }
+    // Rendezvous (several processes) before rank 0 writes anything: by then every rank has passed the checks.
+    auto comm = make_communicator(env, a->dist, device);
+    const bool rank0 = comm->rank() == 0;
+    if (rank0) ensure_writable_dir(t.out, "--out");
 
-    Trainer trainer(cfg, std::move(data), device);
+    Trainer trainer(cfg, std::move(data), device, comm);
+    trainer.set_grad_bucket_mb(a->dist.bucket_mb);
     install_test_faults(trainer);  // DDPM_TEST_NAN_STEPS: a testing aid, see fault_injection.h
     if (have_ckpt) {
       trainer.load(*resume_from);
-      std::cerr << "resuming " << ckpt << " at step " << trainer.step() << "\n";
-    } else if (a->resume) {
+      if (rank0) std::cerr << "resuming " << ckpt << " at step " << trainer.step() << "\n";
+    } else if (a->resume && rank0) {
       std::cerr << "no checkpoint in " << t.out << " yet; starting a new run\n";
     }
     if (init_from) {
       const auto fresh = trainer.init_from(*init_from);
-      std::cerr << "initialised from " << a->init << " (step " << init_from->step << ")";
-      for (size_t i = 0; i < fresh.size(); ++i) std::cerr << (i ? ", " : "; new: ") << fresh[i];
-      std::cerr << "\n";
+      if (rank0) {
+        std::cerr << "initialised from " << a->init << " (step " << init_from->step << ")";
+        for (size_t i = 0; i < fresh.size(); ++i) std::cerr << (i ? ", " : "; new: ") << fresh[i];
+        std::cerr << "\n";
+      }
     }
-    write_file_atomic((out / "config.toml").string(), to_toml(cfg));
+    if (rank0) write_file_atomic((out / "config.toml").string(), to_toml(cfg));
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     TrainHooks hooks;
     hooks.stop = &g_stop;
-    hooks.log = &std::cerr;
+    hooks.log = rank0 ? &std::cerr : nullptr;
     hooks.tty = stderr_is_tty();
     const bool finished = trainer.run(hooks);
     return finished ? 0 : 130;

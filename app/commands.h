@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace ddpm::app {
 
@@ -22,6 +23,9 @@ Command add_bench(CLI::App& root);
 Command add_export(CLI::App& root);
 
 // Helpers shared by commands.
+// The command line as main() received it (what `train --nproc` re-executes in each worker).
+void set_program_args(int argc, char** argv);
+const std::vector<std::string>& program_args();
 bool stderr_is_tty();
 // Throws unless `dir` exists (or can be created) and is writable; names the flag in the message.
 void ensure_writable_dir(const std::string& dir, const std::string& what);

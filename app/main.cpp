@@ -6,6 +6,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <vector>
 
@@ -20,6 +21,8 @@ std::string one_line(std::string s) {
 
 int main(int argc, char** argv) {
   ddpm::tune_allocator();
+  ddpm::app::set_program_args(argc, argv);
+  ddpm::quiet_library_logs();
   CLI::App root{"ddpm — denoising diffusion probabilistic models in C++ (train, sample, inspect, benchmark)"};
   root.require_subcommand(1);
   root.set_help_all_flag("--help-all", "Print help for every sub-command");
@@ -37,14 +40,24 @@ int main(int argc, char** argv) {
     std::cerr << "ddpm: error: " << one_line(e.what()) << " (see ddpm --help)\n";
     return 2;
   }
+  // A worker of a multi-process run says which one it is on its error line (messages from the process group
+  // already start with "rank R/W: ").
+  std::string rank;
+  if (const char* ws = std::getenv("WORLD_SIZE"); ws && std::string(ws) != "1")
+    if (const char* r = std::getenv("RANK")) rank = r;
+  auto who = [&](const std::string& msg) {
+    return rank.empty() || msg.rfind("rank " + rank + "/", 0) == 0 ? std::string() : "[rank " + rank + "] ";
+  };
   try {
     for (auto& c : commands)
       if (c.app->parsed()) return c.run();
     return 2;
   } catch (const c10::Error& e) {
-    std::cerr << "ddpm: error: " << one_line(e.what_without_backtrace()) << "\n";
+    const auto msg = one_line(e.what_without_backtrace());
+    std::cerr << "ddpm: error: " << who(msg) << msg << "\n";
   } catch (const std::exception& e) {
-    std::cerr << "ddpm: error: " << one_line(e.what()) << "\n";
+    const auto msg = one_line(e.what());
+    std::cerr << "ddpm: error: " << who(msg) << msg << "\n";
   }
   return 1;
 }

@@ -9,6 +9,13 @@
 namespace ddpm::app {
 namespace fs = std::filesystem;
 
+namespace {
+std::vector<std::string> g_args;
+}
+
+void set_program_args(int argc, char** argv) { g_args.assign(argv, argv + argc); }
+const std::vector<std::string>& program_args() { return g_args; }
+
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 
 void ensure_writable_dir(const std::string& dir, const std::string& what) {

@@ -49,8 +49,12 @@ struct FakeComm : Communicator {
   FakeComm(int r_, int w_) : r(r_), w(w_) {}
   int rank() const override { return r; }
   int world_size() const override { return w; }
-  void all_reduce_mean(std::vector<torch::Tensor>&) override {}
+  std::string backend() const override { return "fake"; }
+  std::unique_ptr<PendingCollective> all_reduce_sum_async(torch::Tensor) override {
+    return std::make_unique<DoneCollective>();
+  }
   void broadcast(std::vector<torch::Tensor>&, int) override {}
+  torch::Tensor all_gather(const torch::Tensor& t) override { return torch::stack(std::vector<torch::Tensor>(w, t)); }
 };
 
 bool same_weights(UNet& a, UNet& b) {

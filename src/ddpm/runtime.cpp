@@ -1,6 +1,9 @@
 // runtime.cpp — see runtime.h.
 #include "ddpm/runtime.h"
 
+#include <c10/util/Logging.h>
+#include <cstdlib>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <malloc.h>
 #include <sched.h>
@@ -32,6 +35,15 @@ void tune_allocator() {
   // fresh mmaps, and do not give freed heap back to the OS.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, INT32_MAX);
+#endif
+}
+
+void quiet_library_logs() {
+  if (const char* v = std::getenv("DDPM_LIBRARY_LOGS"); v && std::string(v) == "1") return;
+#ifdef C10_USE_GLOG
+  FLAGS_minloglevel = 3;  // glog: FATAL only
+#else
+  FLAGS_caffe2_log_level = 3;  // c10's own logger: FATAL only
 #endif
 }
 

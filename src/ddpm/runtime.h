@@ -17,6 +17,9 @@ int set_threads(int64_t n);
 // activation-sized buffers on every op, and returning them to the OS costs a page fault per 4 KiB on the next
 // use (measured on 2 cores: out-of-place SiLU on [64,64,28,28] 11.4 ms -> 4.6 ms; fmnist training step +12%). Call once at start-up.
 void tune_allocator();
+// LibTorch's own log lines (c10d's glog ERRORs about a closed socket, say) repeat what the exception that
+// follows says; the CLI reports the exception in one line and silences them (DDPM_LIBRARY_LOGS=1 keeps them).
+void quiet_library_logs();
 // "auto" -> cuda if available else cpu; "cuda" without CUDA throws.
 torch::Device resolve_device(const std::string& name);
 // A fresh CPU generator with the given seed.

@@ -165,8 +165,10 @@ Trainer::Batch Trainer::batch_for_step(int64_t step) const {
   return batch;
 }
 
-StepStats Trainer::train_step() {
+StepStats Trainer::train_step(bool stop_requested) {
   StepStats s;
+  const bool multi = comm_->backend() != "local";
+  if (multi && !buckets_) buckets_ = std::make_unique<GradBuckets>(params_, *comm_, bucket_mb_ * (int64_t{1} << 20));
   torch::manual_seed(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step_), kStreamDropout + 16 * comm_->rank()));
   auto batch = batch_for_step(step_);
   if (batch_hook) batch_hook(step_, batch);
@@ -178,17 +180,34 @@ StepStats Trainer::train_step() {
   auto target = training_target(prediction_, batch.x0, batch.noise, schedule_.alpha_bar(batch.t, x_t));
   auto loss = torch::mse_loss(out, target);
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
-  loss.backward();
+  if (multi) {
+    // Every rank's loss is the mean over its b samples, so the mean over ranks of the averaged gradients is the
+    // gradient of the mean over the global batch B, as with one process.
+    buckets_->reset_wait_seconds();
+    buckets_->begin();
+    loss.backward();   // bucket all-reduces start from the gradient hooks while backward runs
+    buckets_->finish();  // p.grad() = average over ranks
+  } else {
+    loss.backward();
+  }
 
   std::vector<torch::Tensor> grads;
   for (auto& p : params_) grads.push_back(p.grad());
-  if (comm_->world_size() > 1) comm_->all_reduce_mean(grads);
-  auto l = loss.detach().reshape({1});
-  if (comm_->world_size() > 1) {
-    std::vector<torch::Tensor> v{l};
-    comm_->all_reduce_mean(v);
+  if (multi) {
+    // The loss and the stop requests in one small all-reduce: [Σ loss_r, Σ stop_r].
+    auto ls = torch::stack({loss.detach().to(torch::kCPU, torch::kFloat64).reshape({}),
+                            torch::scalar_tensor(stop_requested ? 1.0 : 0.0, torch::kFloat64)});  // [2]
+    if (device_.is_cuda()) ls = ls.to(device_);
+    const auto t0 = std::chrono::steady_clock::now();
+    comm_->all_reduce_sum_async(ls)->wait();
+    s.comm_s = buckets_->wait_seconds() + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ls = ls.cpu();
+    s.loss = ls[0].item<double>() / comm_->world_size();
+    s.stop = ls[1].item<double>() > 0;
+  } else {
+    s.loss = loss.item<double>();
+    s.stop = stop_requested;
   }
-  s.loss = l.item<double>();
   s.lr = lr_at(cfg_.train, step_);
   torch::NoGradGuard ng;
   // Global norm of the (averaged) gradient, computed once: it is both the clipping scale and the non-finite
@@ -232,6 +251,30 @@ void Trainer::save(const std::string& path) {
   auto st = checkpoint_state();
   check_finite(st, path);
   safetensors_save(path, st);
+}
+
+uint64_t Trainer::check_replicas() {
+  // FNV-1a over the bytes of every weight, EMA weight and Adam moment: equal checksums mean equal bits.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const torch::Tensor& t) {
+    auto c = t.detach().to(torch::kCPU).contiguous();
+    const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+    for (size_t i = 0, n = c.nbytes(); i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  for (const auto& p : params_) mix(p);
+  for (const auto& p : ema_params_) mix(p);
+  for (const auto& m : opt_->exp_avg()) mix(m);
+  for (const auto& v : opt_->exp_avg_sq()) mix(v);
+  if (comm_->world_size() == 1) return h;
+  auto mine = torch::tensor({static_cast<int64_t>(h)}, torch::kLong);  // [1]
+  if (device_.is_cuda()) mine = mine.to(device_);
+  auto all = comm_->all_gather(mine).cpu();  // [W, 1]
+  for (int r = 0; r < comm_->world_size(); ++r)
+    if (all[r][0].item<int64_t>() != static_cast<int64_t>(h))
+      throw std::runtime_error("step " + std::to_string(step_) + ": the weights of rank " + std::to_string(r) +
+                               " differ from rank " + std::to_string(comm_->rank()) +
+                               "'s (replicas diverged; nothing was saved)");
+  return h;
 }
 
 std::vector<std::string> Trainer::init_from(const Checkpoint& ck) {
@@ -333,8 +376,10 @@ bool Trainer::run(const TrainHooks& hooks) {
   log("training " + cfg_.preset + " (" + std::to_string(count_parameters(*model_)) + " parameters) on " +
       data_.name + " (" + std::to_string(data_.size()) + " images), steps " + std::to_string(step_) + " -> " +
       std::to_string(tc.steps) + ", batch " + std::to_string(tc.batch_size) + ", world size " +
-      std::to_string(comm_->world_size()) + ", device " + device_.str() + ", threads " +
-      std::to_string(torch::get_num_threads()) + "\n");
+      std::to_string(comm_->world_size()) + (comm_->world_size() > 1 || comm_->backend() != "local"
+          ? " (" + comm_->backend() + ", " + std::to_string(tc.batch_size / comm_->world_size()) + " per rank)"
+          : std::string()) +
+      ", device " + device_.str() + ", threads " + std::to_string(torch::get_num_threads()) + "\n");
 
   using clock = std::chrono::steady_clock;
   const auto t_begin = clock::now();
@@ -344,22 +389,28 @@ bool Trainer::run(const TrainHooks& hooks) {
   int64_t window_steps = 0, window_good = 0;
   int64_t skipped_total = 0, skipped_in_a_row = 0, last_saved = -1;
   StepStats last;
+  const bool multi = comm_->backend() != "local";
   auto save_checkpoint = [&]() {
+    if (multi) check_replicas();  // collective: every rank reaches every save point at the same step
+    last_saved = step_;           // on every rank, so that all take the same decisions from it
     if (!rank0) return;
     auto st = checkpoint_state();
     check_finite(st, ckpt);
     save_run_checkpoint(out.string(), step_, safetensors_serialize(st), tc.keep_checkpoints);
-    last_saved = step_;
   };
 
+  double comm_sum = 0;
   while (step_ < tc.steps) {
-    if (hooks.stop && hooks.stop->load()) {
+    const bool want_stop = hooks.stop && hooks.stop->load();
+    if (want_stop && !multi) {
       if (hooks.tty) log("\n");
       log("interrupted at step " + std::to_string(step_) + "; saving checkpoint\n");
       save_checkpoint();
       return false;
     }
-    last = train_step();
+    // Several processes: a stop request (any rank's) travels with the step's loss, so all stop after the same step.
+    last = train_step(want_stop);
+    comm_sum += last.comm_s;
     ++window_steps;
     if (last.skipped) {
       ++skipped_total;
@@ -395,6 +446,10 @@ bool Trainer::run(const TrainHooks& hooks) {
            << last.lr << std::fixed << std::setprecision(1) << " | " << rate << " img/s | ETA "
            << format_duration(eta);
       if (skipped_total > 0) line << " | skipped " << skipped_total;
+      if (multi && log_now) {
+        const double win_s = std::chrono::duration<double>(now - t_window).count();
+        line << " | comm " << std::setprecision(0) << 100.0 * comm_sum / std::max(win_s, 1e-9) << "%";
+      }
       if (hooks.tty) log("\r\033[K" + line.str());
       if (log_now) {
         const double win_s = std::chrono::duration<double>(now - t_window).count();
@@ -409,10 +464,15 @@ bool Trainer::run(const TrainHooks& hooks) {
                               {"skipped", window_steps - window_good},
                               {"images_per_sec", win_rate},
                               {"elapsed_s", since_begin}};
+          if (multi) {
+            j["world_size"] = comm_->world_size();
+            j["images_per_sec_per_rank"] = win_rate / comm_->world_size();
+            j["comm_s"] = comm_sum;  // rank 0's time waiting on gradient and loss all-reduces in this window
+          }
           metrics << j.dump() << "\n" << std::flush;
           if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": write failed (disk full?)");
         }
-        loss_sum = gnorm_sum = 0;
+        loss_sum = gnorm_sum = comm_sum = 0;
         window_steps = window_good = 0;
         t_window = now;
       }
@@ -424,8 +484,20 @@ bool Trainer::run(const TrainHooks& hooks) {
       write_sample_grid((out / "samples" / name.str()).string());
     }
     if ((tc.save_every > 0 && step_ % tc.save_every == 0) || end) save_checkpoint();
+    if (last.stop && !end) {
+      if (hooks.tty) log("\n");
+      log("interrupted at step " + std::to_string(step_) + " (all " + std::to_string(comm_->world_size()) +
+          " ranks); saving checkpoint\n");
+      if (last_saved != step_) save_checkpoint();
+      return false;
+    }
   }
   if (hooks.tty) log("\n");
+  if (multi) {
+    std::ostringstream cs;
+    cs << std::hex << check_replicas();
+    log("all " + std::to_string(comm_->world_size()) + " ranks hold identical weights (checksum " + cs.str() + ")\n");
+  }
   log("done: " + std::to_string(step_) + " steps; checkpoint " + ckpt + "\n");
   return true;
 }

@@ -1,15 +1,18 @@
 // train.h — the DDPM training loop: L_simple (Ho et al. 2020, eq. 14 / Algorithm 1), Adam with linear warm-up,
 // global gradient-norm clipping, an EMA of the weights, periodic sample grids and checkpoints.
 //
-// Distributed by design: a Communicator supplies rank, world size and gradient averaging; world size 1 is the
-// LocalCommunicator. The global batch of step s is a pure function of (seed, s): every rank computes the same
+// Distributed by design: a Communicator (communicator.h) supplies rank, world size and collectives; world size
+// 1 is the LocalCommunicator, many processes a c10d process group (distributed.h) with gradients averaged in
+// buckets overlapped with backward (grad_buckets.h). The global batch of step s is a pure function of (seed, s): every rank computes the same
 // global sample indices, timesteps and noise and takes its own slice, so a run is reproducible for a given
 // seed whatever the world size, and resume needs no RNG state beyond the step number.
 // Not here: the network (unet.h), the sampler (samplers/), file formats (checkpoint.h).
 #pragma once
 
+#include "ddpm/communicator.h"
 #include "ddpm/config.h"
 #include "ddpm/data.h"
+#include "ddpm/grad_buckets.h"
 #include "ddpm/prediction.h"
 #include "ddpm/safetensors.h"
 #include "ddpm/schedule.h"
@@ -25,22 +28,6 @@
 namespace ddpm {
 
 struct Checkpoint;  // checkpoint.h
-
-// What the trainer needs from a process group. Implementations: LocalCommunicator (world size 1).
-struct Communicator {
-  virtual ~Communicator() = default;
-  virtual int rank() const = 0;
-  virtual int world_size() const = 0;
-  virtual void all_reduce_mean(std::vector<torch::Tensor>& tensors) = 0;  // in place, averaged over ranks
-  virtual void broadcast(std::vector<torch::Tensor>& tensors, int root) = 0;
-};
-
-struct LocalCommunicator : Communicator {
-  int rank() const override { return 0; }
-  int world_size() const override { return 1; }
-  void all_reduce_mean(std::vector<torch::Tensor>&) override {}
-  void broadcast(std::vector<torch::Tensor>&, int) override {}
-};
 
 // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction, PyTorch's defaults β = (0.9, 0.999), ε = 1e-8.
 // Written out so that its whole state is plain named tensors in the checkpoint.
@@ -69,6 +56,8 @@ struct StepStats {
   double grad_norm = 0;  // global norm before clipping
   double lr = 0;
   bool skipped = false;  // non-finite loss or gradient: the update (Adam, EMA) was skipped
+  bool stop = false;     // some rank asked to stop after this step (agreed by all ranks)
+  double comm_s = 0;     // time this rank waited on communication in this step (gradients + loss)
 };
 
 struct TrainHooks {
@@ -92,8 +81,15 @@ class Trainer {
   // model). Throws on a shape mismatch or if the file has parameters this model does not.
   std::vector<std::string> init_from(const Checkpoint& ck);
 
-  // One optimisation step at global step `step_` (then increments it).
-  StepStats train_step();
+  // One optimisation step at global step `step_` (then increments it). `stop_requested`: this rank wants to stop
+  // after this step; the returned stop is true if any rank does (so all ranks stop at the same step).
+  StepStats train_step(bool stop_requested = false);
+  // Gradient bucket size for multi-process runs (grad_buckets.h); 0 = one bucket. Before the first step.
+  void set_grad_bucket_mb(int64_t mb) { bucket_mb_ = mb; }
+  // Multi-process runs: throws unless every rank holds bit-identical weights, EMA and optimizer state
+  // (a 64-bit checksum per rank, all-gathered). Returns the checksum. Collective: call on every rank.
+  uint64_t check_replicas();
+  const Communicator& communicator() const { return *comm_; }
   // Runs to cfg.train.steps with logging, grids and checkpoints in cfg.train.out. Returns true if it reached
   // the end, false if stopped early by hooks.stop (a checkpoint is saved either way). Throws after
   // cfg.train.max_nonfinite skipped (non-finite) steps in a row, leaving the last checkpoint as it was.
@@ -130,6 +126,8 @@ class Trainer {
   UNet model_{nullptr}, ema_{nullptr};
   std::vector<torch::Tensor> params_, ema_params_;
   std::unique_ptr<Adam> opt_;
+  std::unique_ptr<GradBuckets> buckets_;  // multi-process runs only
+  int64_t bucket_mb_ = 25;
   int64_t step_ = 0;
   mutable int64_t cached_epoch_ = -1;
   mutable torch::Tensor cached_perm_;
