@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_distributed_cli.sh — issue 8 through the `ddpm` binary (CPU, Gloo, loopback):
 #   1. `train --nproc 2` end to end: one run directory written by rank 0, identical replicas, comm time logged;
-#   2. torchrun-style: two processes started by hand with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT give the same
-#      checkpoint as --nproc 2 (byte for byte), and the same weights as one process up to float rounding;
+#   2. torchrun-style: two processes started by hand with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT, and PyTorch's
+#      torchrun itself (when python3-torch is installed), give the same tensors as --nproc 2 (bit for bit), and
+#      the same weights as one process up to float rounding;
 #   3. resume in distributed mode, and resume with another world size (1 and back to 2);
 #   4. SIGINT to the launcher: forwarded once, every rank stops after the same step, checkpoint saved, exit 130;
 #   5. SIGKILL of one worker: the run ends with an error within the timeout, the checkpoint stays valid and
@@ -102,6 +103,15 @@ wait %1; rc0=$?; wait %2; rc1=$?
 checkx "RANK/WORLD_SIZE/MASTER_* launch: both ranks exit 0" "[ $rc0 -eq 0 ] && [ $rc1 -eq 0 ]"
 checkx "... the same weights, EMA and Adam state as --nproc 2, bit for bit" "same_tensors '$T/np2/checkpoint.safetensors' '$T/env2/checkpoint.safetensors'"
 checkx "... and rank 1 wrote nothing but logged nothing either" "[ ! -s '$T/env2.1.log' ]"
+# PyTorch's own torchrun (Debian's python3-torch; its Python 3.11 needs explicit --redirects/--tee values).
+if /usr/bin/python3 -c 'import torch.distributed.run' 2>/dev/null; then
+  /usr/bin/python3 -m torch.distributed.run --no_python --standalone --nproc_per_node 2 --redirects 2 --tee 2 \
+    --log_dir "$T/torchrun-logs" "$DDPM" "${TR[@]}" --out "$T/trun" --steps 6 --save-every 3 >"$T/trun.log" 2>&1
+  checkx "torchrun --no_python --nproc_per_node 2: exit 0" "[ $? -eq 0 ]"
+  checkx "... the same weights, EMA and Adam state as --nproc 2, bit for bit" "same_tensors '$T/np2/checkpoint.safetensors' '$T/trun/checkpoint.safetensors'"
+else
+  echo "# torchrun not installed (python3-torch): skipped the torchrun launch"
+fi
 "$DDPM" "${TR[@]}" --out "$T/one" --steps 6 --save-every 3 2>/dev/null
 d=$(max_diff "$T/np2/checkpoint.safetensors" "$T/one/checkpoint.safetensors")
 echo "# max |w(2 processes) - w(1 process)| after 6 steps of global batch 8: $d"

@@ -197,12 +197,16 @@ UNetImpl::UNetImpl(const ModelConfig& cfg) : cfg_(cfg) {
   norm_out = register_module("norm_out", group_norm(cur));
   conv_out = register_module("conv_out", conv(cur, cfg.channels, 3, 1, 1e-10));
   // Registered last, so a class-conditional model's other weights are initialised as the unconditional one's.
-  // Zero-initialised (like the near-zero last layers): a new class-conditional model starts as the unconditional
-  // one, and one fine-tuned from unconditional weights (`ddpm train --init`) starts exactly where they were.
+  // Class rows N(0, 1) (the Embedding default, as in guided-diffusion): from the first step each class adds a
+  // vector as large as the time embedding itself. (Zero-initialised rows had learned classes only weakly after
+  // 1,300 fine-tuning steps: Adam moves them by about lr per step in a direction that is mostly noise.) The null
+  // row ∅ starts at zero, so ε(x, ∅) of a model fine-tuned from unconditional weights (`ddpm train --init`)
+  // starts exactly as the old model.
   if (cfg.num_classes > 0) {
     label_emb = register_module("label_emb", nn::Embedding(cfg.num_classes + 1, temb_ch));
     torch::NoGradGuard ng;
-    label_emb->weight.zero_();
+    label_emb->weight.normal_(0.0, 1.0);
+    label_emb->weight[cfg.num_classes].zero_();
   }
   flops_ += conv_flops(res * res, cur, cfg.channels, 3);
 }
