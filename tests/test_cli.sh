@@ -6,10 +6,7 @@ set -u
 DDPM=${1:?usage: test_cli.sh path/to/ddpm}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ddpm-cli.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
-bad()  { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+. "$(dirname "$0")/lib.sh"
 
 # png_size FILE -> "W H" read from the IHDR chunk (independent of our code: Python's stdlib).
 png_size() { /usr/bin/python3 -c '
@@ -26,14 +23,6 @@ while i < len(b):
 zlib.decompress(data)
 print(w, h)' "$1"; }
 
-# expect_error NAME PATTERN CMD... : non-zero exit, exactly one stderr line "ddpm: error: ...PATTERN..."
-expect_error() {
-  local name=$1 pattern=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && grep -q "^ddpm: error: .*$pattern" "$T/err"; then ok "$name"
-  else bad "$name (rc=$rc, $lines stderr lines): $(head -c 400 "$T/err")"; fi
-}
 snapshot() { (cd "$1" && find . -type f -exec sha256sum {} + | sort); }
 
 # --- help and info ------------------------------------------------------------------------------------------

@@ -14,19 +14,7 @@ set -u
 DDPM=${1:?usage: test_distributed_cli.sh path/to/ddpm}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ddpm-dist.XXXXXX")
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
-bad()  { fail=$((fail + 1)); echo "FAIL - $1"; }
-checkx() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }   # checkx NAME CONDITION (a shell expression)
-step_of() { "$DDPM" info --checkpoint "$1" 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["step"])'; }
-# expect_error NAME PATTERN CMD... : non-zero exit, exactly one stderr line "ddpm: error: ...PATTERN..."
-expect_error() {
-  local name=$1 pattern=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  local lines; lines=$(wc -l <"$T/err")
-  if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && grep -q "^ddpm: error: .*$pattern" "$T/err"; then ok "$name"
-  else bad "$name (rc=$rc, $lines stderr lines): $(head -c 400 "$T/err")"; fi
-}
+. "$(dirname "$0")/lib.sh"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # max |a - b| over the model. tensors of two checkpoints (an independent stdlib safetensors reader).
 max_diff() { /usr/bin/python3 -c '

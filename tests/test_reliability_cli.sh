@@ -14,12 +14,7 @@ set -u
 DDPM=${1:?usage: test_reliability_cli.sh path/to/ddpm}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ddpm-rel.XXXXXX")
 trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()   { pass=$((pass + 1)); echo "ok   - $1"; }
-bad()  { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-checkx() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }   # checkx NAME CONDITION (a shell expression)
-step_of() { "$DDPM" info --checkpoint "$1" 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["step"])'; }
+. "$(dirname "$0")/lib.sh"
 # metrics.jsonl without the timing fields, one canonical JSON per line
 metrics_of() { /usr/bin/python3 -c '
 import json, sys
