@@ -94,7 +94,8 @@ Command add_train(CLI::App& root) {
                       ->check(CLI::Range(0.0, 0.999999));
   auto* o_flip = c->add_flag("--flip,!--no-flip", a->flip, "Random horizontal flips");
   c->add_option("--init", a->init,
-                "Start from these weights (fine-tuning; new parameters such as a label embedding start at zero)")
+                "Start from these weights (fine-tuning; new parameters keep their initialisation: a new label "
+                "embedding has random class rows and a zero null row)")
       ->check(CLI::ExistingFile);
   c->add_flag("--resume", a->resume, "Continue the run in --out from its checkpoint (to --steps in total)");
   auto* g = c->add_option_group("Multiple processes", "Data-parallel training on c10d (see README)");
@@ -152,12 +153,12 @@ Command add_train(CLI::App& root) {
     check_dataset_matches(data, cfg.model);
     auto device = resolve_device(t.device);
     if (env.active && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
-    if (launching || env.active) {
+    // The launcher checks what its workers would each reject (the Trainer checks it again in every worker).
+    if (launching) {
       resolve_backend(a->dist.backend, device);
-      const int world = launching ? a->nproc : env.world_size;
-      if (t.batch_size % world != 0)
+      if (t.batch_size % a->nproc != 0)
         throw std::runtime_error("--batch-size " + std::to_string(t.batch_size) + " (the global batch) is not divisible by the " +
-                                 std::to_string(world) + " processes");
+                                 std::to_string(a->nproc) + " processes");
     }
     // Workers on one machine share its cores: each gets its part unless --threads says otherwise.
     set_threads(t.threads == 0 && env.active ? std::max(1, available_cores() / std::max(1, env.local_world_size))
@@ -184,6 +185,9 @@ Command add_train(CLI::App& root) {
     auto comm = make_communicator(env, a->dist, device);
     const bool rank0 = comm->rank() == 0;
     if (rank0) ensure_writable_dir(t.out, "--out");
+    if (rank0 && env.active)
+      std::cerr << "rendezvous: " << env.world_size << " processes (" << env.source << " variables), store at "
+                << env.master_addr << ":" << env.master_port << "\n";
 
     Trainer trainer(cfg, std::move(data), device, comm);
     trainer.set_grad_bucket_mb(a->dist.bucket_mb);

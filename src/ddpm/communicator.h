@@ -29,9 +29,6 @@ struct Communicator {
   virtual void broadcast(std::vector<torch::Tensor>& tensors, int root) = 0;
   // Every rank's `t` stacked: [world_size, ...t.sizes()].
   virtual torch::Tensor all_gather(const torch::Tensor& t) = 0;
-
-  // In place, averaged over ranks (all sums in flight at once, then waited on).
-  void all_reduce_mean(std::vector<torch::Tensor>& tensors);
 };
 
 struct LocalCommunicator : Communicator {

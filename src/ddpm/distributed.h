@@ -28,7 +28,7 @@ struct DistEnv {
   int master_port = 29500;
   bool agent_store = false;  // TORCHELASTIC_USE_AGENT_STORE=True
   int restart_count = 0;     // TORCHELASTIC_RESTART_COUNT (keys of a restarted attempt do not collide)
-  std::string source;        // "torchrun/env" or "slurm", for the log
+  std::string source;        // where the values came from: "torchrun/env" or "slurm" (logged by rank 0)
 };
 
 // Reads the variables above. Throws with the variable's name on a malformed or inconsistent value.

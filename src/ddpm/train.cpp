@@ -80,6 +80,7 @@ Trainer::Trainer(Config cfg, Dataset data, torch::Device device, std::shared_ptr
       data_(std::move(data)),
       device_(device),
       comm_(comm ? std::move(comm) : std::make_shared<LocalCommunicator>()),
+      multi_process_(comm_->backend() != "local"),
       schedule_(parse_beta_schedule(cfg_.diffusion.schedule), cfg_.diffusion.timesteps),
       prediction_(parse_prediction(cfg_.diffusion.prediction)) {
   validate(cfg_);
@@ -167,7 +168,7 @@ Trainer::Batch Trainer::batch_for_step(int64_t step) const {
 
 StepStats Trainer::train_step(bool stop_requested) {
   StepStats s;
-  const bool multi = comm_->backend() != "local";
+  const bool multi = multi_process_;
   if (multi && !buckets_) buckets_ = std::make_unique<GradBuckets>(params_, *comm_, bucket_mb_ * (int64_t{1} << 20));
   torch::manual_seed(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step_), kStreamDropout + 16 * comm_->rank()));
   auto batch = batch_for_step(step_);
@@ -376,7 +377,7 @@ bool Trainer::run(const TrainHooks& hooks) {
   log("training " + cfg_.preset + " (" + std::to_string(count_parameters(*model_)) + " parameters) on " +
       data_.name + " (" + std::to_string(data_.size()) + " images), steps " + std::to_string(step_) + " -> " +
       std::to_string(tc.steps) + ", batch " + std::to_string(tc.batch_size) + ", world size " +
-      std::to_string(comm_->world_size()) + (comm_->world_size() > 1 || comm_->backend() != "local"
+      std::to_string(comm_->world_size()) + (multi_process_
           ? " (" + comm_->backend() + ", " + std::to_string(tc.batch_size / comm_->world_size()) + " per rank)"
           : std::string()) +
       ", device " + device_.str() + ", threads " + std::to_string(torch::get_num_threads()) + "\n");
@@ -389,9 +390,10 @@ bool Trainer::run(const TrainHooks& hooks) {
   int64_t window_steps = 0, window_good = 0;
   int64_t skipped_total = 0, skipped_in_a_row = 0, last_saved = -1;
   StepStats last;
-  const bool multi = comm_->backend() != "local";
+  const bool multi = multi_process_;
+  uint64_t checksum = 0;  // of the last saved state, when several processes compare their replicas
   auto save_checkpoint = [&]() {
-    if (multi) check_replicas();  // collective: every rank reaches every save point at the same step
+    if (multi) checksum = check_replicas();  // collective: every rank reaches every save point at the same step
     last_saved = step_;           // on every rank, so that all take the same decisions from it
     if (!rank0) return;
     auto st = checkpoint_state();
@@ -446,13 +448,10 @@ bool Trainer::run(const TrainHooks& hooks) {
            << last.lr << std::fixed << std::setprecision(1) << " | " << rate << " img/s | ETA "
            << format_duration(eta);
       if (skipped_total > 0) line << " | skipped " << skipped_total;
-      if (multi && log_now) {
-        const double win_s = std::chrono::duration<double>(now - t_window).count();
-        line << " | comm " << std::setprecision(0) << 100.0 * comm_sum / std::max(win_s, 1e-9) << "%";
-      }
+      const double win_s = std::chrono::duration<double>(now - t_window).count();
+      if (multi && log_now) line << " | comm " << std::setprecision(0) << 100.0 * comm_sum / std::max(win_s, 1e-9) << "%";
       if (hooks.tty) log("\r\033[K" + line.str());
       if (log_now) {
-        const double win_s = std::chrono::duration<double>(now - t_window).count();
         const double win_rate = static_cast<double>(window_steps * tc.batch_size) / std::max(win_s, 1e-9);
         if (!hooks.tty) log(line.str() + "\n");
         if (rank0) {
@@ -493,9 +492,9 @@ bool Trainer::run(const TrainHooks& hooks) {
     }
   }
   if (hooks.tty) log("\n");
-  if (multi) {
+  if (multi) {  // the final step was saved, and its replicas compared, just above
     std::ostringstream cs;
-    cs << std::hex << check_replicas();
+    cs << std::hex << checksum;
     log("all " + std::to_string(comm_->world_size()) + " ranks hold identical weights (checksum " + cs.str() + ")\n");
   }
   log("done: " + std::to_string(step_) + " steps; checkpoint " + ckpt + "\n");

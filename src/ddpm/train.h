@@ -121,6 +121,7 @@ class Trainer {
   Dataset data_;
   torch::Device device_;
   std::shared_ptr<Communicator> comm_;
+  bool multi_process_;  // a real process group (c10d): gradients go through buckets_, replicas are compared
   Schedule schedule_;
   Prediction prediction_;
   UNet model_{nullptr}, ema_{nullptr};
