@@ -15,6 +15,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <optional>
 
@@ -31,13 +32,13 @@ void on_signal(int) {
 }
 
 struct TrainArgs {
-  std::string config_file, preset, data, out, device, schedule, prediction, init;
+  std::string config_file, preset, data, out, device, schedule, prediction, init, cache;
   int64_t keep_checkpoints = 0, max_nonfinite = 0;
   int64_t steps = 0, batch_size = 0, save_every = 0, sample_every = 0, threads = 0, warmup = 0, log_every = 0,
-          sample_num = 0, timesteps = 0, num_classes = 0;
+          sample_num = 0, timesteps = 0, num_classes = 0, channels = 0, image_size = 0;
   double lr = 0, ema_decay = 0, label_dropout = 0;
   uint64_t seed = 0;
-  bool resume = false, flip = false;
+  bool resume = false, flip = false, tensorboard = true, allow_upscale = false, skip_bad = false;
   // Several processes (distributed.h, launcher.h).
   int nproc = 1, master_port = 0;
   std::string master_addr = "127.0.0.1";
@@ -59,12 +60,29 @@ Command add_train(CLI::App& root) {
     a->prediction = d.diffusion.prediction, a->num_classes = d.model.num_classes;
     a->label_dropout = d.train.label_dropout;
     a->keep_checkpoints = d.train.keep_checkpoints, a->max_nonfinite = d.train.max_nonfinite;
+    a->channels = d.model.channels, a->image_size = d.model.image_size, a->tensorboard = d.train.tensorboard;
   }
   auto* c = root.add_subcommand("train", "Train a UNet noise predictor (L_simple) and write a run directory");
   c->option_defaults()->always_capture_default();
-  c->add_option("--config", a->config_file, "TOML config file (see configs/); flags override it")->check(CLI::ExistingFile);
+  c->add_option("--config", a->config_file,
+                "TOML config file, or the name of an installed preset config (fmnist-small, cifar10, ...: "
+                "share/ddpm/configs/NAME.toml); flags override it");
   auto* o_preset = c->add_option("--preset", a->preset, "Model preset: cifar10, fmnist, fmnist-small, tiny");
-  auto* o_data = c->add_option("--data", a->data, "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR, cifar10:DIR");
+  auto* o_data = c->add_option("--data", a->data,
+                               "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR, cifar10:DIR[@train|@test], "
+                               "images:DIR (PNG/JPEG folder, recursive)");
+  auto* o_chan = c->add_option("--channels", a->channels, "Image channels: 1 (grayscale) or 3 (RGB); folders are converted")
+                     ->check(CLI::IsMember({1, 3}));
+  auto* o_size = c->add_option("--image-size", a->image_size, "Image side H = W of the model; folders are resized to it")
+                     ->check(CLI::PositiveNumber);
+  auto* o_cache = c->add_option("--cache", a->cache,
+                                "images:DIR: the decoded-image cache file (default: data-cache.bin in --out)");
+  auto* o_upscale = c->add_flag("--allow-upscale", a->allow_upscale,
+                                "images:DIR: accept images whose shorter side is below --image-size (else an error)");
+  auto* o_skipbad = c->add_flag("--skip-bad-images", a->skip_bad,
+                                "images:DIR: report unreadable files and skip them (else they stop the run before training)");
+  auto* o_tb = c->add_flag("--tensorboard,!--no-tensorboard", a->tensorboard,
+                           "Write TensorBoard events to --out/tensorboard (tensorboard --logdir OUT)");
   auto* o_out = c->add_option("--out", a->out, "Run directory (checkpoint.safetensors, config.toml, metrics.jsonl, samples/)");
   auto* o_steps = c->add_option("--steps", a->steps, "Total optimisation steps of the run");
   auto* o_bs = c->add_option("--batch-size", a->batch_size, "Global batch size");
@@ -114,8 +132,10 @@ Command add_train(CLI::App& root) {
   g->add_option("--master-port", a->master_port, "--nproc: its port (0: a free one)")->check(CLI::Range(0, 65535));
 
   auto run = [=]() -> int {
-    Config cfg;
-    if (!a->config_file.empty()) apply_toml_file(cfg, a->config_file);
+    // preset < TOML file < flags, over `base`: the defaults, or on --resume the run's own config.
+    const std::string config_path = a->config_file.empty() ? std::string() : resolve_config_file(a->config_file);
+    auto build = [&](Config cfg) {
+    if (!config_path.empty()) apply_toml_file(cfg, config_path);
     if (o_preset->count()) {
       cfg.model = preset_model(a->preset);
       cfg.preset = a->preset;
@@ -143,13 +163,73 @@ Command add_train(CLI::App& root) {
     if (o_pred->count()) cfg.diffusion.prediction = a->prediction;
     if (o_K->count()) cfg.model.num_classes = a->num_classes;
     if (o_pdrop->count()) t.label_dropout = a->label_dropout;
+    if (o_chan->count()) cfg.model.channels = a->channels;
+    if (o_size->count()) cfg.model.image_size = a->image_size;
+    if (o_cache->count()) t.cache = a->cache;
+    if (o_upscale->count()) t.allow_upscale = a->allow_upscale;
+    if (o_skipbad->count()) t.skip_bad_images = a->skip_bad;
+    if (o_tb->count()) t.tensorboard = a->tensorboard;
+    return cfg;
+    };
+    Config cfg = build(Config{});
+    const fs::path out(cfg.train.out);
+    const auto ckpt = (out / "checkpoint.safetensors").string();
+    const bool have_ckpt = fs::exists(ckpt);
+    if (have_ckpt && !a->resume)
+      throw std::runtime_error("--out '" + cfg.train.out + "' already holds a run (checkpoint.safetensors); pass --resume to "
+                               "continue it or choose another --out");
+    std::optional<Checkpoint> resume_from, init_from;
+    if (have_ckpt) {
+      resume_from = load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
+      // A resumed run continues the run's own config; what the command line or --config changes is checked.
+      const Config& was = resume_from->config;
+      cfg = build(was);
+      cfg.train.out = out.string();
+      const auto diff = resume_differences(was, cfg);
+      if (!diff.empty()) {
+        std::string list, allowed;
+        for (const auto& d : diff) list += (list.empty() ? "" : "; ") + d;
+        for (const auto& f : resume_mutable_fields()) allowed += (allowed.empty() ? "" : ", ") + f.substr(f.find('.') + 1);
+        throw std::runtime_error("--resume: the run in " + out.string() + " was made with another config (" + list +
+                                 "); a resumed run may change only " + allowed +
+                                 "; to train differently start a new run with another --out (--init to start from its weights)");
+      }
+    }
     validate(cfg);
+    auto& t = cfg.train;
 
     // Everything that can fail on input is checked before the run directory is touched (by the launcher
     // too, so that a bad flag gives one error, not one per worker).
     const DistEnv env = dist_env_from_environment();
     const bool launching = a->nproc > 1 && !env.active;
-    auto data = load_dataset(t.data);
+    DatasetOptions dopt;
+    dopt.image_size = cfg.model.image_size;
+    dopt.channels = cfg.model.channels;
+    dopt.labels = cfg.model.num_classes > 0;
+    dopt.allow_upscale = t.allow_upscale;
+    dopt.skip_bad = t.skip_bad_images;
+    dopt.log = env.active && env.rank != 0 ? nullptr : &std::cerr;
+    const bool folder = t.data.rfind("images:", 0) == 0;
+    const bool out_existed = fs::exists(out);
+    if (folder) {
+      dopt.cache = t.cache.empty() ? (out / "data-cache.bin").string() : t.cache;
+      const auto parent = fs::path(dopt.cache).parent_path();
+      ensure_writable_dir(parent.empty() ? "." : parent.string(), "--cache");
+    }
+    Dataset data;
+    try {
+      data = load_dataset(t.data, dopt);
+    } catch (...) {
+      std::error_code ec;
+      if (folder && !out_existed) fs::remove(out, ec);  // only succeeds if empty: nothing of a run is lost
+      throw;
+    }
+    if (folder && cfg.model.num_classes > 0 && static_cast<int64_t>(data.class_names.size()) != cfg.model.num_classes) {
+      std::string names;
+      for (const auto& n : data.class_names) names += (names.empty() ? "" : ", ") + n;
+      throw std::runtime_error("dataset '" + t.data + "' has " + std::to_string(data.class_names.size()) +
+                               " class folders (" + names + ") but --num-classes is " + std::to_string(cfg.model.num_classes));
+    }
     check_dataset_matches(data, cfg.model);
     auto device = resolve_device(t.device);
     if (env.active && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
@@ -163,14 +243,6 @@ Command add_train(CLI::App& root) {
     // Workers on one machine share its cores: each gets its part unless --threads says otherwise.
     set_threads(t.threads == 0 && env.active ? std::max(1, available_cores() / std::max(1, env.local_world_size))
                                              : t.threads);
-    const fs::path out(t.out);
-    const auto ckpt = (out / "checkpoint.safetensors").string();
-    const bool have_ckpt = fs::exists(ckpt);
-    if (have_ckpt && !a->resume)
-      throw std::runtime_error("--out '" + t.out + "' already holds a run (checkpoint.safetensors); pass --resume to "
-                               "continue it or choose another --out");
-    std::optional<Checkpoint> resume_from, init_from;
-    if (have_ckpt) resume_from = load_checkpoint(ckpt);  // fail early on a corrupt checkpoint, before writing anything
     if (!a->init.empty() && !have_ckpt) init_from = load_checkpoint(a->init);  // on resume, the run's own state wins
     if (launching) {
       ensure_writable_dir(t.out, "--out");
@@ -189,6 +261,7 @@ Command add_train(CLI::App& root) {
       std::cerr << "rendezvous: " << env.world_size << " processes (" << env.source << " variables), store at "
                 << env.master_addr << ":" << env.master_port << "\n";
 
+    const std::vector<std::string> trainer_classes = data.class_names;
     Trainer trainer(cfg, std::move(data), device, comm);
     trainer.set_grad_bucket_mb(a->dist.bucket_mb);
     install_test_faults(trainer);  // DDPM_TEST_NAN_STEPS: a testing aid, see fault_injection.h
@@ -206,7 +279,13 @@ Command add_train(CLI::App& root) {
         std::cerr << "\n";
       }
     }
-    if (rank0) write_file_atomic((out / "config.toml").string(), to_toml(cfg));
+    if (rank0) {
+      write_file_atomic((out / "config.toml").string(), to_toml(cfg));
+      if (!trainer_classes.empty()) {  // the folder-name -> label mapping of this run
+        nlohmann::json cj = {{"data", t.data}, {"classes", trainer_classes}};
+        write_file_atomic((out / "classes.json").string(), cj.dump(2) + "\n");
+      }
+    }
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

@@ -29,6 +29,9 @@ const std::vector<std::string>& program_args();
 bool stderr_is_tty();
 // Throws unless `dir` exists (or can be created) and is writable; names the flag in the message.
 void ensure_writable_dir(const std::string& dir, const std::string& what);
+// --config ARG: an existing file, or a bare preset name looked up in PREFIX/share/ddpm/configs and in the
+// checkout's configs/ (relative to the binary). Throws naming both places.
+std::string resolve_config_file(const std::string& arg);
 // Throws unless the directory that will hold `file` exists and is writable.
 void ensure_writable_parent(const std::string& file, const std::string& what);
 

@@ -3,6 +3,7 @@
 #include "commands.h"
 
 #include "ddpm/runtime.h"
+#include "ddpm/version.h"
 
 #include <c10/util/Exception.h>
 
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
   CLI::App root{"ddpm — denoising diffusion probabilistic models in C++ (train, sample, inspect, benchmark)"};
   root.require_subcommand(1);
   root.set_help_all_flag("--help-all", "Print help for every sub-command");
+  root.set_version_flag("--version", [] { return ddpm::build_description(); },
+                        "Print the version, the LibTorch it was built with and its device support");
   std::vector<ddpm::app::Command> commands = {
       ddpm::app::add_train(root), ddpm::app::add_sample(root), ddpm::app::add_noise(root),
       ddpm::app::add_info(root),  ddpm::app::add_bench(root),  ddpm::app::add_export(root),
@@ -35,6 +38,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return root.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return root.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "ddpm: error: " << one_line(e.what()) << " (see ddpm --help)\n";

@@ -36,4 +36,30 @@ void ensure_writable_parent(const std::string& file, const std::string& what) {
   if (fs::is_directory(file)) throw std::runtime_error(what + " '" + file + "': is a directory");
 }
 
+std::string resolve_config_file(const std::string& arg) {
+  if (fs::exists(arg)) {
+    if (fs::is_directory(arg)) throw std::runtime_error("--config '" + arg + "': is a directory");
+    return arg;
+  }
+  // A bare name: the preset configs installed next to the binary (cmake --install: PREFIX/bin/ddpm and
+  // PREFIX/share/ddpm/configs), or those of the source tree for a binary in BUILD/ of a checkout.
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back(exe.parent_path().parent_path() / "share" / "ddpm" / "configs");
+    dirs.push_back(exe.parent_path().parent_path() / "configs");
+  }
+  const bool bare = arg.find('/') == std::string::npos;
+  if (bare) {
+    const std::string name = arg.size() > 5 && arg.substr(arg.size() - 5) == ".toml" ? arg : arg + ".toml";
+    for (const auto& d : dirs)
+      if (fs::is_regular_file(d / name)) return (d / name).string();
+  }
+  std::string where;
+  for (const auto& d : dirs) where += (where.empty() ? "" : ", ") + d.string();
+  throw std::runtime_error("--config '" + arg + "': no such file" +
+                           (bare ? std::string(", and no preset config of that name in ") + where : std::string()));
+}
+
 }  // namespace ddpm::app

@@ -160,7 +160,7 @@ expect_error "--guidance on an unconditional model" "class-conditional" "$DDPM" 
 expect_error "class out of range"          "\[0, 9\]"            "$DDPM" sample --checkpoint "$COND/checkpoint.safetensors" --class 10 --out "$T/x.png"
 expect_error "--class all with a bad --num" "multiple of the 10" "$DDPM" sample --checkpoint "$COND/checkpoint.safetensors" --class all --num 15 --out "$T/x.png"
 expect_error "unknown prediction target"   "prediction"          "$DDPM" train --preset tiny --prediction score --out "$T/o1"
-expect_error "resume with another prediction target" "prediction target" \
+expect_error "resume with another prediction target" 'diffusion.prediction: "v" -> "eps"' \
   "$DDPM" train --preset tiny --data fashion-mnist --out "$COND" --steps 3 --batch-size 4 --num-classes 10 --prediction eps --resume
 expect_error "resume onto a corrupt checkpoint" "not a valid safetensors" \
   bash -c "mkdir -p '$T/corrupt' && cp '$T/trunc.safetensors' '$T/corrupt/checkpoint.safetensors' && \

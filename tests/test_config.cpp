@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 using namespace ddpm;
 
 namespace {
@@ -66,6 +68,56 @@ TEST(Config, TomlAndJsonRoundTrip) {
   apply_toml_string(d, to_toml(c), "roundtrip");
   EXPECT_EQ(to_json(d), to_json(c));
   EXPECT_EQ(to_json(config_from_json(to_json(c))), to_json(c));
+}
+
+TEST(Config, NewFieldsRoundTripAndOldCheckpointsLoad) {
+  Config c;
+  c.train.tensorboard = false;
+  c.train.cache = "/tmp/x.bin";
+  c.train.allow_upscale = true;
+  c.train.skip_bad_images = true;
+  Config d;
+  apply_toml_string(d, to_toml(c), "roundtrip");
+  EXPECT_EQ(to_json(d), to_json(c));
+  // A checkpoint written before these keys existed: its config JSON lacks them, and they take their defaults.
+  auto j = to_json(Config{});
+  for (const char* k : {"tensorboard", "cache", "allow_upscale", "skip_bad_images"}) j["train"].erase(k);
+  EXPECT_EQ(to_json(config_from_json(j)), to_json(Config{}));
+}
+
+TEST(Config, OverridePrecedenceDefaultsThenPresetThenFile) {
+  // The file's preset replaces the model, its [model] keys override the preset, later files override earlier.
+  Config c;
+  apply_toml_string(c, "preset = \"tiny\"\n[model]\nch = 64\n[train]\nlr = 0.001\n", "a.toml");
+  EXPECT_EQ(c.model.ch, 64);
+  EXPECT_EQ(c.model.ch_mult, preset_model("tiny").ch_mult);
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.001);
+  EXPECT_EQ(c.train.steps, Config{}.train.steps);  // untouched keys keep their defaults
+  apply_toml_string(c, "[train]\nlr = 0.002\n", "b.toml");
+  EXPECT_DOUBLE_EQ(c.train.lr, 0.002);
+  EXPECT_EQ(c.model.ch, 64);
+}
+
+TEST(Config, ResumeDifferencesListChangedFieldsOnly) {
+  Config run;
+  Config now = run;
+  EXPECT_TRUE(resume_differences(run, now).empty());
+  // What a resumed run may change is not a difference.
+  now.train.steps = run.train.steps * 2;
+  now.train.out = "elsewhere";
+  now.train.threads = 7;
+  now.train.sample_every = 3;
+  now.train.tensorboard = !run.train.tensorboard;
+  EXPECT_TRUE(resume_differences(run, now).empty());
+  now.train.lr = 1e-3;
+  now.model.ch = 32;
+  now.train.data = "mnist:/x";
+  const auto d = resume_differences(run, now);
+  ASSERT_EQ(d.size(), 3u);
+  auto has = [&](const std::string& s) { return std::find(d.begin(), d.end(), s) != d.end(); };
+  EXPECT_TRUE(has("model.ch: 64 -> 32"));
+  EXPECT_TRUE(has("train.lr: 0.0002 -> 0.001"));
+  EXPECT_TRUE(has("train.data: \"fashion-mnist\" -> \"mnist:/x\""));
 }
 
 TEST(Config, ValidationNamesTheField) {

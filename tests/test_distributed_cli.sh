@@ -149,7 +149,7 @@ s=$(step_of "$T/kill/checkpoint.safetensors")
 checkx "... the checkpoint is valid (step $s, a multiple of 5)" "[ -n '$s' ] && [ \$(( $s % 5 )) -eq 0 ] && [ $s -gt 0 ]"
 "$DDPM" "${TR[@]}" --out "$T/kill" --steps $((s + 2)) --nproc 2 --resume 2>"$T/kill2.log"
 checkx "... and resumable (to step $((s + 2)))" "[ \"\$(step_of '$T/kill/checkpoint.safetensors')\" = $((s + 2)) ]"
-checkx "... no temporary file left behind" "[ -z \"\$(ls '$T/kill' | grep -v -e '^checkpoint.safetensors$' -e '^config.toml$' -e '^metrics.jsonl$' -e '^samples$')\" ]"
+checkx "... no temporary file left behind" "[ -z \"\$(ls '$T/kill' | grep -v -e '^checkpoint.safetensors$' -e '^config.toml$' -e '^metrics.jsonl$' -e '^samples$' -e '^tensorboard$')\" ]"
 
 # --- 6. bad input ---------------------------------------------------------------------------------------------
 expect_error "--nproc 3 with a global batch of 8" "not divisible by the 3 processes" \

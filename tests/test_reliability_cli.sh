@@ -101,6 +101,8 @@ wait_steps "$T/run/metrics.jsonl" 1 $pid; kill -TERM $pid; wait $pid; rc=$?
 n=$(sed -nE 's/^interrupted at step ([0-9]+); saving checkpoint$/\1/p' "$T/term.log")
 checkx "SIGTERM: exit 130 with a checkpoint at step ${n:-?}" '[ $rc -eq 130 ] && [ -n "$n" ] && [ "$(step_of "$T/run/checkpoint.safetensors")" = "$n" ]'
 # Second SIGINT: a step of batch 4096 takes seconds; the two signals 20 ms apart land in the same step.
+rm -rf "$T/run"
+"$DDPM" "${TR[@]}" --batch-size 4096 --steps 1 --out "$T/run" 2>/dev/null  # (a resume may not change the batch size)
 cp "$T/run/checkpoint.safetensors" "$T/before.safetensors"
 "$DDPM" "${TR[@]}" --batch-size 4096 --steps 1000 --out "$T/run" --resume 2>"$T/int2.log" & pid=$!
 while ! grep -q "^training" "$T/int2.log" && kill -0 $pid 2>/dev/null; do sleep 0.05; done

@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -92,7 +93,8 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
         FIELD(train, seed, uint64_t), FIELD(train, save_every, int64_t), FIELD(train, sample_every, int64_t),
         FIELD(train, keep_checkpoints, int64_t), FIELD(train, max_nonfinite, int64_t),
         FIELD(train, sample_num, int64_t), FIELD(train, sample_steps, int64_t), FIELD(train, log_every, int64_t),
-        FIELD(train, device, std::string), FIELD(train, threads, int64_t)}},
+        FIELD(train, device, std::string), FIELD(train, threads, int64_t), FIELD(train, tensorboard, bool),
+        FIELD(train, cache, std::string), FIELD(train, allow_upscale, bool), FIELD(train, skip_bad_images, bool)}},
   };
   return s;
 }
@@ -185,7 +187,8 @@ toml::table to_table(const Config& c) {
                     {"keep_checkpoints", t.keep_checkpoints}, {"max_nonfinite", t.max_nonfinite},
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
                     {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
-                    {"threads", t.threads}};
+                    {"threads", t.threads}, {"tensorboard", t.tensorboard}, {"cache", t.cache},
+                    {"allow_upscale", t.allow_upscale}, {"skip_bad_images", t.skip_bad_images}};
   return toml::table{{"preset", c.preset}, {"model", to_table(c.model)}, {"diffusion", diffusion}, {"train", train}};
 }
 
@@ -236,6 +239,34 @@ Config config_from_json(const nlohmann::json& j) {
   Config c;
   apply_table(c, root, "checkpoint config");
   return c;
+}
+
+const std::vector<std::string>& resume_mutable_fields() {
+  // What a resumed run may change: how long it runs, where and how often it writes, and on what hardware. Not
+  // the model, the diffusion, the data or the optimisation (batch size, learning rate, seed, ...), which would
+  // make the run something else than what its checkpoint and metrics say.
+  static const std::vector<std::string> f = {
+      "train.out",          "train.steps",       "train.save_every", "train.keep_checkpoints", "train.max_nonfinite",
+      "train.sample_every", "train.sample_num",  "train.sample_steps", "train.log_every",      "train.device",
+      "train.threads",      "train.tensorboard", "train.cache",      "train.skip_bad_images"};
+  return f;
+}
+
+std::vector<std::string> resume_differences(const Config& run, const Config& now) {
+  const auto a = to_json(run), b = to_json(now);
+  const auto& skip = resume_mutable_fields();
+  std::vector<std::string> out;
+  if (run.preset != now.preset) out.push_back("preset: " + a["preset"].dump() + " -> " + b["preset"].dump());
+  for (const auto& [sec, fields] : a.items()) {
+    if (!fields.is_object()) continue;
+    for (const auto& [k, v] : fields.items()) {
+      const std::string key = sec + "." + k;
+      if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
+      const auto& w = b[sec][k];
+      if (v != w) out.push_back(key + ": " + v.dump() + " -> " + w.dump());
+    }
+  }
+  return out;
 }
 
 void validate(const Config& c) {

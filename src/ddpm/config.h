@@ -51,6 +51,11 @@ struct TrainConfig {
   int64_t log_every = 50;              // metrics.jsonl / plain log interval
   std::string device = "auto";         // auto | cpu | cuda
   int64_t threads = 0;                 // torch intra-op threads, 0 = cores available
+  bool tensorboard = true;             // TensorBoard event file in out/tensorboard/ (tensorboard.h)
+  // Image folders (images:DIR, image_folder.h): decoded once into a memory-mapped uint8 cache.
+  std::string cache;                   // cache file ("" = out/data-cache.bin)
+  bool allow_upscale = false;          // accept images whose shorter side is below model.image_size
+  bool skip_bad_images = false;        // report and skip unreadable image files instead of stopping
 };
 
 struct Config {
@@ -75,6 +80,12 @@ std::string to_toml(const Config& cfg);
 nlohmann::json to_json(const Config& cfg);
 Config config_from_json(const nlohmann::json& j);  // throws on missing or unknown keys
 nlohmann::json to_json(const ModelConfig& m);
+
+// Resuming a run with a changed config: the fields (as "section.key: old -> new") that differ between the run's
+// config and `now`, leaving out those a resumed run may change (steps, out, intervals, device, threads, ...:
+// resume_mutable_fields()). Empty = the resume is allowed.
+std::vector<std::string> resume_differences(const Config& run, const Config& now);
+const std::vector<std::string>& resume_mutable_fields();
 
 // Throws std::runtime_error naming the field for impossible values (non-positive sizes, GroupNorm widths, ...).
 void validate(const Config& cfg);

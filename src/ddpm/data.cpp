@@ -1,6 +1,8 @@
 // data.cpp — see data.h.
 #include "ddpm/data.h"
 
+#include "ddpm/image_folder.h"
+
 #include "ddpm/cifar10.h"
 #include "ddpm/formats/idx.h"
 
@@ -49,7 +51,36 @@ torch::Tensor read_idx_labels(const std::string& path) {
   return t.to(torch::kLong);
 }
 
-Dataset load_dataset(const std::string& spec) {
+namespace {
+Dataset load_image_folder(const std::string& spec, const std::string& dir, const DatasetOptions& o) {
+  if (dir.empty()) throw std::runtime_error("dataset '" + spec + "': images needs a directory (images:DIR)");
+  if (o.image_size <= 0) throw std::runtime_error("dataset '" + spec + "': no image size given for the folder");
+  ImageFolderOptions fo;
+  fo.size = static_cast<int>(o.image_size);
+  fo.channels = static_cast<int>(o.channels);
+  fo.labels = o.labels;
+  fo.allow_upscale = o.allow_upscale;
+  fo.skip_bad = o.skip_bad;
+  fo.cache = o.cache;
+  fo.log = o.log;
+  auto f = ImageFolder::load(dir, fo);
+  Dataset d;
+  d.name = spec;
+  auto keep = f.keepalive();
+  // The pixels stay in the (read-only, file-backed) mapping: no copy of the dataset in anonymous memory.
+  d.images = torch::from_blob(const_cast<uint8_t*>(f.pixels()), {f.size(), f.channels(), f.image_size(), f.image_size()},
+                              [keep](void*) mutable { keep.reset(); }, torch::kUInt8);  // [N,C,S,S]
+  if (o.labels) {
+    d.labels = torch::tensor(f.labels(), torch::kLong);  // [N]
+    d.class_names = f.class_names();
+  }
+  return d;
+}
+}  // namespace
+
+Dataset load_dataset(const std::string& spec, const DatasetOptions& o) {
+  if (spec.rfind("images:", 0) == 0) return load_image_folder(spec, spec.substr(7), o);
+  if (spec == "images") throw std::runtime_error("dataset 'images': images needs a directory (images:DIR)");
   std::string body = spec, split = "train";
   if (auto at = body.rfind('@'); at != std::string::npos) {
     split = body.substr(at + 1);
@@ -84,7 +115,7 @@ Dataset load_dataset(const std::string& spec) {
   }
   if (kind == "cifar10") return load_cifar10(dir, split, spec);
   throw std::runtime_error("unknown dataset spec '" + spec +
-                           "' (expected fashion-mnist[:DIR][@split], mnist:DIR[@split] or cifar10:DIR[@split])");
+                           "' (expected fashion-mnist[:DIR][@split], mnist:DIR[@split], cifar10:DIR[@split] or images:DIR)");
 }
 
 torch::Tensor to_model_range(const torch::Tensor& u8) { return u8.to(torch::kFloat32).div(127.5).sub(1.0); }

@@ -8,11 +8,16 @@
 //   mnist:DIR[@split]            MNIST IDX files in DIR
 //   split is train (default) or test: train-images-idx3-ubyte[.gz] / t10k-images-idx3-ubyte[.gz] (+ labels).
 //   cifar10:DIR[@split]          CIFAR-10 binary batches in DIR (cifar10.h): data_batch_1..5.bin / test_batch.bin
+//   images:DIR                   PNG/JPEG files under DIR, recursively (image_folder.h), decoded once to the
+//                                model's size and channels into a memory-mapped cache; labels from first-level
+//                                sub-folders when asked for. No split: DIR is everything after "images:".
 #pragma once
 
 #include <torch/torch.h>
 
+#include <ostream>
 #include <string>
+#include <vector>
 
 namespace ddpm {
 
@@ -22,6 +27,7 @@ struct Dataset {
   std::string name;        // the spec it came from
   torch::Tensor images;    // [N, C, H, W] uint8, CPU
   torch::Tensor labels;    // [N] int64, CPU (undefined if the dataset has none)
+  std::vector<std::string> class_names;  // label -> name, where the dataset has names (image folders)
   int64_t size() const { return images.size(0); }
   int64_t channels() const { return images.size(1); }
   int64_t height() const { return images.size(2); }
@@ -36,8 +42,20 @@ std::string read_file_maybe_gz(const std::string& path);
 torch::Tensor read_idx_images(const std::string& path);  // [N, 1, H, W] uint8
 torch::Tensor read_idx_labels(const std::string& path);  // [N] int64
 
-// Loads a dataset from a spec (see above). Throws on an unknown spec, missing or corrupt files.
-Dataset load_dataset(const std::string& spec);
+// What an image folder is decoded to (the other formats have a fixed size and ignore these).
+struct DatasetOptions {
+  int64_t image_size = 0;       // H = W (required for images:DIR)
+  int64_t channels = 3;         // 1 or 3
+  bool labels = false;          // class labels from first-level sub-folders (sorted names)
+  bool allow_upscale = false;   // else an image smaller than image_size is an error naming it
+  bool skip_bad = false;        // report and skip unreadable files instead of stopping
+  std::string cache;            // cache file ("" = decode into memory, no file)
+  std::ostream* log = nullptr;  // decoding progress, skipped files, cache decisions
+};
+
+// Loads a dataset from a spec (see above). Throws on an unknown spec, missing or corrupt files. An image folder's
+// images tensor maps the cache file read-only: index it, never write into it.
+Dataset load_dataset(const std::string& spec, const DatasetOptions& o = {});
 
 // uint8 [B,C,H,W] -> float [-1, 1] (the DDPM data scaling) and back (rounding, clamped).
 torch::Tensor to_model_range(const torch::Tensor& u8);

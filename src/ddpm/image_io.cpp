@@ -33,14 +33,24 @@ void append_bytes(void* ctx, void* data, int size) {
 }
 }  // namespace
 
-void save_png(const std::string& path, const torch::Tensor& chw) {
+std::string encode_png(const torch::Tensor& chw) {
   TORCH_CHECK(chw.dim() == 3 && (chw.size(0) == 1 || chw.size(0) == 3) && chw.scalar_type() == torch::kUInt8,
               "save_png expects [1|3, H, W] uint8, got ", chw.sizes(), " ", chw.scalar_type());
   auto hwc = chw.permute({1, 2, 0}).contiguous();  // [H,W,C]
   const int h = static_cast<int>(hwc.size(0)), w = static_cast<int>(hwc.size(1)), c = static_cast<int>(hwc.size(2));
   std::string bytes;
   if (!stbi_write_png_to_func(append_bytes, &bytes, w, h, c, hwc.data_ptr<uint8_t>(), w * c))
-    throw std::runtime_error(path + ": PNG encoding failed");
+    throw std::runtime_error("PNG encoding failed");
+  return bytes;
+}
+
+void save_png(const std::string& path, const torch::Tensor& chw) {
+  std::string bytes;
+  try {
+    bytes = encode_png(chw);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
   write_file_atomic(path, bytes);
 }
 

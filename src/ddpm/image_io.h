@@ -11,6 +11,8 @@ constexpr int kMaxImageSide = 16384;  // larger images are refused before decodi
 
 // Reads a PNG/JPEG/BMP/... file (header checked first: at most kMaxImageSide per side); `channels` 0 keeps the file's own, 1 or 3 converts. -> [C,H,W] uint8
 torch::Tensor load_image(const std::string& path, int channels = 0);
+// [C,H,W] uint8 (C = 1 or 3) -> the bytes of a PNG file.
+std::string encode_png(const torch::Tensor& chw_u8);
 // Writes [C,H,W] uint8 (C = 1 or 3) as PNG, atomically. Throws with the path on failure.
 void save_png(const std::string& path, const torch::Tensor& chw_u8);
 // Lays out [N,C,H,W] uint8 images in rows of `nrow`, `padding` pixels apart (value `pad_value`). -> [C,H',W']

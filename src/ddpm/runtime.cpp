@@ -1,6 +1,11 @@
 // runtime.cpp — see runtime.h.
 #include "ddpm/runtime.h"
 
+#include "ddpm/distributed.h"
+#include "ddpm/version.h"
+
+#include <torch/version.h>
+
 #include <c10/util/Logging.h>
 #include <cstdlib>
 
@@ -8,6 +13,7 @@
 #include <malloc.h>
 #include <sched.h>
 
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -68,6 +74,20 @@ uint64_t mix_seed(uint64_t seed, uint64_t counter, uint64_t stream) {
     return x ^ (x >> 31);
   };
   return splitmix(splitmix(splitmix(seed) ^ counter) ^ (stream * 0xd1b54a32d192ed03ull));
+}
+
+std::string build_description() {
+  std::ostringstream os;
+  os << "ddpm " << version() << "\n";
+  os << "LibTorch " << TORCH_VERSION << "\n";
+  if (at::hasCUDA()) {
+    os << "CUDA: built in, " << torch::cuda::device_count() << " device(s) visible\n";
+  } else {
+    os << "CUDA: not built in (CPU only)\n";
+  }
+  os << "c10d backends:" << (have_gloo() ? " gloo" : "") << (have_nccl() ? " nccl" : "")
+     << (!have_gloo() && !have_nccl() ? " none (single process only)" : "");
+  return os.str();
 }
 
 }  // namespace ddpm

@@ -7,6 +7,7 @@
 #include "ddpm/prediction.h"
 #include "ddpm/run_files.h"
 #include "ddpm/runtime.h"
+#include "ddpm/tensorboard.h"
 
 #include <chrono>
 #include <cmath>
@@ -171,7 +172,8 @@ StepStats Trainer::train_step(bool stop_requested) {
   const bool multi = multi_process_;
   if (multi && !buckets_) buckets_ = std::make_unique<GradBuckets>(params_, *comm_, bucket_mb_ * (int64_t{1} << 20));
   torch::manual_seed(mix_seed(cfg_.train.seed, static_cast<uint64_t>(step_), kStreamDropout + 16 * comm_->rank()));
-  auto batch = batch_for_step(step_);
+  if (!prefetch_) prefetch_ = std::make_unique<Prefetcher<Batch>>([this](int64_t s) { return batch_for_step(s); });
+  auto batch = prefetch_->get(step_);
   if (batch_hook) batch_hook(step_, batch);
 
   // Algorithm 1: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; minimise ‖ε − ε_θ(x_t, t)‖² (eq. 14, L_simple), or the same
@@ -180,6 +182,16 @@ StepStats Trainer::train_step(bool stop_requested) {
   auto out = model_->forward(x_t, batch.t, batch.y);                 // [b,C,H,W]
   auto target = training_target(prediction_, batch.x0, batch.noise, schedule_.alpha_bar(batch.t, x_t));
   auto loss = torch::mse_loss(out, target);
+  // Per-quarter sums for the log: [Σ loss in q0..q3, count in q0..q3] of this rank's samples.
+  torch::Tensor qstats;
+  {
+    torch::NoGradGuard ng;
+    auto per = (out.detach() - target).pow(2).flatten(1).mean(1).to(torch::kCPU, torch::kFloat64);  // [b]
+    auto q = (batch.t.cpu() * 4).div(schedule_.T, "floor").clamp(0, 3);                                       // [b]
+    qstats = torch::zeros({8}, torch::kFloat64);
+    qstats.index_add_(0, q, per);
+    qstats.index_add_(0, q + 4, torch::ones_like(per));
+  }
   for (auto& p : params_) p.mutable_grad() = torch::Tensor();
   if (multi) {
     // Every rank's loss is the mean over its b samples, so the mean over ranks of the averaged gradients is the
@@ -195,9 +207,9 @@ StepStats Trainer::train_step(bool stop_requested) {
   std::vector<torch::Tensor> grads;
   for (auto& p : params_) grads.push_back(p.grad());
   if (multi) {
-    // The loss and the stop requests in one small all-reduce: [Σ loss_r, Σ stop_r].
-    auto ls = torch::stack({loss.detach().to(torch::kCPU, torch::kFloat64).reshape({}),
-                            torch::scalar_tensor(stop_requested ? 1.0 : 0.0, torch::kFloat64)});  // [2]
+    // The loss, the stop requests and the per-quarter sums in one small all-reduce: [Σ loss_r, Σ stop_r, q...].
+    auto ls = torch::cat({loss.detach().to(torch::kCPU, torch::kFloat64).reshape({1}),
+                          torch::full({1}, stop_requested ? 1.0 : 0.0, torch::kFloat64), qstats});  // [10]
     if (device_.is_cuda()) ls = ls.to(device_);
     const auto t0 = std::chrono::steady_clock::now();
     comm_->all_reduce_sum_async(ls)->wait();
@@ -205,9 +217,14 @@ StepStats Trainer::train_step(bool stop_requested) {
     ls = ls.cpu();
     s.loss = ls[0].item<double>() / comm_->world_size();
     s.stop = ls[1].item<double>() > 0;
+    qstats = ls.slice(0, 2, 10).contiguous();
   } else {
     s.loss = loss.item<double>();
     s.stop = stop_requested;
+  }
+  for (int k = 0; k < 4; ++k) {
+    s.q_loss_sum[k] = qstats.data_ptr<double>()[k];
+    s.q_count[k] = qstats.data_ptr<double>()[4 + k];
   }
   s.lr = lr_at(cfg_.train, step_);
   torch::NoGradGuard ng;
@@ -333,7 +350,7 @@ void Trainer::load(const Checkpoint& ck) {
   step_ = ck.step;
 }
 
-void Trainer::write_sample_grid(const std::string& path) {
+torch::Tensor Trainer::write_sample_grid(const std::string& path) {
   // The same seed at every grid: the same images-to-be, to watch them form. Class-conditional models get one row
   // per class.
   GenerateOptions g;
@@ -349,7 +366,9 @@ void Trainer::write_sample_grid(const std::string& path) {
     g.num = static_cast<int64_t>(g.labels.size());
   }
   auto x0 = generate(ema_, cfg_, g);
-  save_png(path, make_grid(to_uint8(x0), nrow));
+  auto grid = make_grid(to_uint8(x0), nrow);
+  save_png(path, grid);
+  return grid;
 }
 
 bool Trainer::run(const TrainHooks& hooks) {
@@ -367,6 +386,10 @@ bool Trainer::run(const TrainHooks& hooks) {
     metrics.open(out / "metrics.jsonl", std::ios::app);
     if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": cannot open for writing");
   }
+  // TensorBoard: a new event file per start in out/tensorboard (after a crash the redone steps appear twice
+  // there; metrics.jsonl is the record that gets trimmed).
+  std::unique_ptr<EventWriter> tb;
+  if (rank0 && tc.tensorboard && step_ < tc.steps) tb = std::make_unique<EventWriter>((out / "tensorboard").string());
   auto log = [&](const std::string& line) {
     if (rank0 && hooks.log) *hooks.log << line << std::flush;
   };
@@ -387,6 +410,7 @@ bool Trainer::run(const TrainHooks& hooks) {
   auto t_window = t_begin;
   const int64_t first_step = step_;
   double loss_sum = 0, gnorm_sum = 0;
+  std::array<double, 4> q_sum{}, q_cnt{};
   int64_t window_steps = 0, window_good = 0;
   int64_t skipped_total = 0, skipped_in_a_row = 0, last_saved = -1;
   StepStats last;
@@ -433,6 +457,7 @@ bool Trainer::run(const TrainHooks& hooks) {
       skipped_in_a_row = 0;
       loss_sum += last.loss;
       gnorm_sum += last.grad_norm;
+      for (int k = 0; k < 4; ++k) q_sum[k] += last.q_loss_sum[k], q_cnt[k] += last.q_count[k];
       ++window_good;
     }
 
@@ -468,9 +493,23 @@ bool Trainer::run(const TrainHooks& hooks) {
             j["images_per_sec_per_rank"] = win_rate / comm_->world_size();
             j["comm_s"] = comm_sum;  // rank 0's time waiting on gradient and loss all-reduces in this window
           }
+          std::vector<std::pair<std::string, double>> scalars;
+          if (window_good) {
+            scalars = {{"train/loss", loss_sum / window_good}, {"train/grad_norm", gnorm_sum / window_good}};
+            for (int k = 0; k < 4; ++k) {
+              if (q_cnt[k] == 0) continue;
+              const std::string name = "loss_q" + std::to_string(k);
+              j[name] = q_sum[k] / q_cnt[k];
+              scalars.emplace_back("train/" + name, q_sum[k] / q_cnt[k]);
+            }
+          }
+          scalars.insert(scalars.end(), {{"train/lr", last.lr}, {"train/images_per_sec", win_rate},
+                                         {"train/skipped", static_cast<double>(skipped_total)}});
           metrics << j.dump() << "\n" << std::flush;
           if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": write failed (disk full?)");
+          if (tb) tb->add_scalars(step_, scalars);
         }
+        q_sum = {}, q_cnt = {};
         loss_sum = gnorm_sum = comm_sum = 0;
         window_steps = window_good = 0;
         t_window = now;
@@ -480,7 +519,9 @@ bool Trainer::run(const TrainHooks& hooks) {
     if (rank0 && ((tc.sample_every > 0 && step_ % tc.sample_every == 0) || end)) {
       std::ostringstream name;
       name << "step_" << std::setw(7) << std::setfill('0') << step_ << ".png";
-      write_sample_grid((out / "samples" / name.str()).string());
+      auto grid = write_sample_grid((out / "samples" / name.str()).string());  // [C,H',W']
+      if (tb) tb->add_image("samples", step_, encode_png(grid), static_cast<int>(grid.size(1)),
+                            static_cast<int>(grid.size(2)), static_cast<int>(grid.size(0)));
     }
     if ((tc.save_every > 0 && step_ % tc.save_every == 0) || end) save_checkpoint();
     if (last.stop && !end) {

@@ -13,11 +13,13 @@
 #include "ddpm/config.h"
 #include "ddpm/data.h"
 #include "ddpm/grad_buckets.h"
+#include "ddpm/prefetch.h"
 #include "ddpm/prediction.h"
 #include "ddpm/safetensors.h"
 #include "ddpm/schedule.h"
 #include "ddpm/unet.h"
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -58,6 +60,9 @@ struct StepStats {
   bool skipped = false;  // non-finite loss or gradient: the update (Adam, EMA) was skipped
   bool stop = false;     // some rank asked to stop after this step (agreed by all ranks)
   double comm_s = 0;     // time this rank waited on communication in this step (gradients + loss)
+  // L_simple by quarter of the t range (improved-diffusion's loss_q0..q3): sum of per-sample losses and count
+  // over the global batch, q = ⌊4t / T⌋.
+  std::array<double, 4> q_loss_sum{}, q_count{};
 };
 
 struct TrainHooks {
@@ -107,8 +112,8 @@ class Trainer {
   UNet& ema() { return ema_; }
   const Schedule& schedule() const { return schedule_; }
   const Config& config() const { return cfg_; }
-  // Writes a sample grid from the EMA weights to `path`.
-  void write_sample_grid(const std::string& path);
+  // Writes a sample grid from the EMA weights to `path` and returns it. -> [C,H',W'] uint8
+  torch::Tensor write_sample_grid(const std::string& path);
 
   // Testing aid (fault injection): called on every batch before the forward pass, e.g. to poison it with NaN.
   std::function<void(int64_t step, Batch& batch)> batch_hook;
@@ -132,6 +137,9 @@ class Trainer {
   int64_t step_ = 0;
   mutable int64_t cached_epoch_ = -1;
   mutable torch::Tensor cached_perm_;
+  // The next step's batch is made on a background thread (prefetch.h) while this one trains. Last member: its
+  // thread is joined before anything batch_for_step reads is destroyed.
+  std::unique_ptr<Prefetcher<Batch>> prefetch_;
 };
 
 // Checks that a dataset fits a model: image size and channels.
