@@ -25,13 +25,17 @@ nlohmann::json run_summary(const std::string& dir) {
   j["run"] = dir;
   if (fs::exists(ckpt)) {
     auto ck = load_checkpoint(ckpt.string());
-    UNet net(ck.config.model);
+    // Parameters counted from the stored weights (model.*, or ema.* in a weights-only file): no network is built.
+    const std::string prefix = ck.has("model.") ? "model." : "ema.";
+    int64_t params = 0;
+    for (const auto& [name, tensor] : ck.st.tensors)
+      if (name.rfind(prefix, 0) == 0) params += tensor.numel();
     j["checkpoint"] = ckpt.string();
     j["step"] = ck.step;
     j["steps_planned"] = ck.config.train.steps;
     j["preset"] = ck.config.preset;
     j["data"] = ck.config.train.data;
-    j["parameters"] = count_parameters(*net);
+    j["parameters"] = params;
     j["batch_size"] = ck.config.train.batch_size;
   }
   if (fs::exists(metrics)) {
