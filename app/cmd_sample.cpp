@@ -5,6 +5,7 @@
 #include "ddpm/data.h"
 #include "ddpm/generate.h"
 #include "ddpm/image_io.h"
+#include "ddpm/image_set.h"
 #include "ddpm/runtime.h"
 
 #include <chrono>
@@ -19,7 +20,7 @@ namespace ddpm::app {
 namespace fs = std::filesystem;
 namespace {
 struct SampleArgs {
-  std::string checkpoint, sampler = "ddpm", out, out_dir, device = "auto", variance, spacing, klass;
+  std::string checkpoint, sampler = "ddpm", out, out_dir, format = "grid", device = "auto", variance, spacing, klass;
   int64_t num = 64, steps = 0, nrow = 0, scale = 1, batch_size = 0, threads = 0;
   double eta = 0, guidance = 0, rho = 7;
   uint64_t seed = 0;
@@ -55,7 +56,11 @@ Command add_sample(CLI::App& root) {
                                      "(default: unconditional, the null class)");
   c->add_option("--guidance", a->guidance, "Classifier-free guidance w: ε = (1+w)·ε(x,c) − w·ε(x,∅); 0 = none")
       ->check(CLI::NonNegativeNumber);
-  c->add_option("--out", a->out, "Grid PNG to write (default samples.png unless --out-dir is given)");
+  c->add_option("--out", a->out, "File to write: the grid PNG (default samples.png unless --out-dir is given), or "
+                                 "with --format npz the .npz (default samples.npz)");
+  c->add_option("--format", a->format, "grid: --out is one PNG of all images | npz: --out is an .npz, arr_0 uint8 "
+                                       "[N,H,W,C] (+ arr_1 labels), the layout `ddpm eval` and other evaluators read")
+      ->check(CLI::IsMember({"grid", "npz"}));
   c->add_option("--out-dir", a->out_dir, "Directory for one PNG per image (000000.png, ...)");
   c->add_option("--nrow", a->nrow, "Images per grid row (default: square; per class with --class all)")
       ->check(CLI::NonNegativeNumber);
@@ -65,7 +70,8 @@ Command add_sample(CLI::App& root) {
   c->add_option("--threads", a->threads, "CPU threads (0: all available cores)")->check(CLI::NonNegativeNumber);
 
   auto run = [=]() -> int {
-    if (a->out.empty() && a->out_dir.empty()) a->out = "samples.png";
+    const bool npz = a->format == "npz";
+    if (a->out.empty() && (a->out_dir.empty() || npz)) a->out = npz ? "samples.npz" : "samples.png";
     if (!a->out.empty()) ensure_writable_parent(a->out, "--out");
     const auto ck = load_checkpoint(a->checkpoint);
     const auto& cfg = ck.config;
@@ -139,7 +145,9 @@ Command add_sample(CLI::App& root) {
     if (tty) std::cerr << "\n";
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-    if (!a->out.empty()) {
+    if (npz) {
+      save_image_npz(a->out, images, g.labels.empty() ? torch::Tensor() : torch::tensor(g.labels, torch::kLong));
+    } else if (!a->out.empty()) {
       if (nrow == 0) nrow = static_cast<int64_t>(std::ceil(std::sqrt(double(g.num))));
       save_png(a->out, upscale(make_grid(images, nrow), a->scale));
     }
@@ -161,7 +169,7 @@ Command add_sample(CLI::App& root) {
     if (!a->klass.empty()) j["class"] = a->klass;
     if (K > 0) j["guidance"] = a->guidance;
     if (nfe_pass != nfe) j["forward_images_per_image"] = nfe_pass;
-    if (!a->out.empty()) j["grid"] = a->out;
+    if (!a->out.empty()) j[npz ? "npz" : "grid"] = a->out;
     if (!a->out_dir.empty()) j["out_dir"] = a->out_dir;
     std::cout << j.dump() << std::endl;
     return 0;

@@ -2,10 +2,12 @@
 #include "commands.h"
 
 #include "ddpm/checkpoint.h"
+#include "ddpm/evaluate.h"
 #include "ddpm/distributed.h"
 #include "ddpm/launcher.h"
 #include "ddpm/fault_injection.h"
 #include "ddpm/runtime.h"
+#include "ddpm/samplers/registry.h"
 #include "ddpm/safetensors.h"
 #include "ddpm/train.h"
 
@@ -33,6 +35,8 @@ void on_signal(int) {
 
 struct TrainArgs {
   std::string config_file, preset, data, out, device, schedule, prediction, init, cache;
+  int64_t eval_every = 0, eval_samples = 0, eval_steps = 0;
+  std::string eval_sampler, eval_ref, eval_features;
   int64_t keep_checkpoints = 0, max_nonfinite = 0;
   int64_t steps = 0, batch_size = 0, save_every = 0, sample_every = 0, threads = 0, warmup = 0, log_every = 0,
           sample_num = 0, timesteps = 0, num_classes = 0, channels = 0, image_size = 0;
@@ -58,6 +62,8 @@ Command add_train(CLI::App& root) {
     a->timesteps = d.diffusion.timesteps, a->lr = d.train.lr, a->ema_decay = d.train.ema_decay;
     a->seed = d.train.seed, a->flip = d.train.flip;
     a->prediction = d.diffusion.prediction, a->num_classes = d.model.num_classes;
+    a->eval_every = d.train.eval_every, a->eval_samples = d.train.eval_samples, a->eval_steps = d.train.eval_steps;
+    a->eval_sampler = d.train.eval_sampler;
     a->label_dropout = d.train.label_dropout;
     a->keep_checkpoints = d.train.keep_checkpoints, a->max_nonfinite = d.train.max_nonfinite;
     a->channels = d.model.channels, a->image_size = d.model.image_size, a->tensorboard = d.train.tensorboard;
@@ -115,6 +121,18 @@ Command add_train(CLI::App& root) {
                 "Start from these weights (fine-tuning; new parameters keep their initialisation: a new label "
                 "embedding has random class rows and a zero null row)")
       ->check(CLI::ExistingFile);
+  auto* ge = c->add_option_group("Evaluation during training", "FID/KID of generated images (see ddpm eval)");
+  auto* o_ev = ge->add_option("--eval-every", a->eval_every,
+                              "Every N steps (and at the end): generate --eval-samples images, log FID/KID to "
+                              "metrics.jsonl, keep the best EMA weights by FID in OUT/best.safetensors (0: off)")
+                   ->check(CLI::NonNegativeNumber);
+  auto* o_evn = ge->add_option("--eval-samples", a->eval_samples, "Images per evaluation")->check(CLI::Range(int64_t(2), int64_t(1) << 40));
+  auto* o_evs = ge->add_option("--eval-sampler", a->eval_sampler, "Sampler of the evaluation images")
+                    ->check(CLI::IsMember(sampler_names()));
+  auto* o_evk = ge->add_option("--eval-steps", a->eval_steps, "Its steps")->check(CLI::PositiveNumber);
+  auto* o_evr = ge->add_option("--eval-ref", a->eval_ref, "Reference images (default: the test split of --data)");
+  auto* o_evf = ge->add_option("--eval-features", a->eval_features,
+                               "Feature network NAME|FILE (default: fmnist-classifier for 1×28×28, else inception)");
   c->add_flag("--resume", a->resume, "Continue the run in --out from its checkpoint (to --steps in total)");
   auto* g = c->add_option_group("Multiple processes", "Data-parallel training on c10d (see README)");
   g->add_option("--nproc", a->nproc,
@@ -169,6 +187,12 @@ Command add_train(CLI::App& root) {
     if (o_upscale->count()) t.allow_upscale = a->allow_upscale;
     if (o_skipbad->count()) t.skip_bad_images = a->skip_bad;
     if (o_tb->count()) t.tensorboard = a->tensorboard;
+    if (o_ev->count()) t.eval_every = a->eval_every;
+    if (o_evn->count()) t.eval_samples = a->eval_samples;
+    if (o_evs->count()) t.eval_sampler = a->eval_sampler;
+    if (o_evk->count()) t.eval_steps = a->eval_steps;
+    if (o_evr->count()) t.eval_ref = a->eval_ref;
+    if (o_evf->count()) t.eval_features = a->eval_features;
     return cfg;
     };
     Config cfg = build(Config{});
@@ -240,6 +264,23 @@ Command add_train(CLI::App& root) {
         throw std::runtime_error("--batch-size " + std::to_string(t.batch_size) + " (the global batch) is not divisible by the " +
                                  std::to_string(a->nproc) + " processes");
     }
+    // Evaluation during training: its sampler, reference and feature network are checked before anything runs.
+    std::string eval_ref, eval_features;
+    if (t.eval_every > 0) {
+      SamplerOptions so;
+      so.name = t.eval_sampler;
+      so.steps = t.eval_steps;
+      try {
+        check_sampler_options(so, cfg.diffusion.timesteps);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("--eval-sampler/--eval-steps: ") + e.what());
+      }
+      eval_ref = t.eval_ref.empty() ? test_split_of(t.data, "--eval-ref") : t.eval_ref;
+      eval_features = resolve_features(t.eval_features.empty()
+                                           ? default_features_for(cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
+                                           : t.eval_features,
+                                       "--eval-features");
+    }
     // Workers on one machine share its cores: each gets its part unless --threads says otherwise.
     set_threads(t.threads == 0 && env.active ? std::max(1, available_cores() / std::max(1, env.local_world_size))
                                              : t.threads);
@@ -261,8 +302,35 @@ Command add_train(CLI::App& root) {
       std::cerr << "rendezvous: " << env.world_size << " processes (" << env.source << " variables), store at "
                 << env.master_addr << ":" << env.master_port << "\n";
 
+    // Rank 0 evaluates: the feature network and the reference statistics (cached: features.h) are ready first.
+    std::shared_ptr<FeatureNetwork> eval_net;
+    std::shared_ptr<ReferenceStats> eval_stats;
+    if (rank0 && t.eval_every > 0) {
+      eval_net = std::make_shared<FeatureNetwork>(load_feature_network(eval_features, device));
+      torch::Tensor ref_images;
+      try {
+        ref_images = load_reference_images(eval_ref);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string("--eval-ref: ") + e.what());
+      }
+      if (ref_images.size(1) != cfg.model.channels || ref_images.size(2) != cfg.model.image_size ||
+          ref_images.size(3) != cfg.model.image_size)
+        throw std::runtime_error("--eval-ref " + eval_ref + ": images are " + c10::str(ref_images.sizes().slice(1)) +
+                                 " (C,H,W), the model makes " + std::to_string(cfg.model.channels) + "×" +
+                                 std::to_string(cfg.model.image_size) + "×" + std::to_string(cfg.model.image_size));
+      eval_stats = std::make_shared<ReferenceStats>(
+          reference_stats(eval_ref, ref_images, *eval_net, default_ref_cache(eval_ref, eval_features, 0), &std::cerr));
+    }
+
     const std::vector<std::string> trainer_classes = data.class_names;
     Trainer trainer(cfg, std::move(data), device, comm);
+    if (eval_net) {
+      trainer.evaluator = [eval_net, eval_stats](const torch::Tensor& samples) {
+        EvalOptions eo;
+        eo.metrics = {"fid", "kid"};
+        return evaluate_samples(samples, *eval_net, *eval_stats, eo);
+      };
+    }
     trainer.set_grad_bucket_mb(a->dist.bucket_mb);
     install_test_faults(trainer);  // DDPM_TEST_NAN_STEPS: a testing aid, see fault_injection.h
     if (have_ckpt) {

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   std::vector<ddpm::app::Command> commands = {
       ddpm::app::add_train(root), ddpm::app::add_sample(root), ddpm::app::add_noise(root),
       ddpm::app::add_info(root),  ddpm::app::add_bench(root),  ddpm::app::add_export(root),
+      ddpm::app::add_classifier(root), ddpm::app::add_eval(root),  ddpm::app::add_nll(root),
   };
   try {
     root.parse(argc, argv);

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 
@@ -36,30 +37,81 @@ void ensure_writable_parent(const std::string& file, const std::string& what) {
   if (fs::is_directory(file)) throw std::runtime_error(what + " '" + file + "': is a directory");
 }
 
+std::vector<std::string> share_dirs(const std::string& sub) {
+  // Installed (cmake --install: PREFIX/bin/ddpm and PREFIX/share/ddpm/<sub>), or the source tree for a binary in
+  // BUILD/ of a checkout.
+  std::vector<std::string> dirs;
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    dirs.push_back((exe.parent_path().parent_path() / "share" / "ddpm" / sub).string());
+    dirs.push_back((exe.parent_path().parent_path() / sub).string());
+  }
+  return dirs;
+}
+
+namespace {
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& d : v) out += (out.empty() ? "" : ", ") + d;
+  return out;
+}
+}  // namespace
+
 std::string resolve_config_file(const std::string& arg) {
   if (fs::exists(arg)) {
     if (fs::is_directory(arg)) throw std::runtime_error("--config '" + arg + "': is a directory");
     return arg;
   }
-  // A bare name: the preset configs installed next to the binary (cmake --install: PREFIX/bin/ddpm and
-  // PREFIX/share/ddpm/configs), or those of the source tree for a binary in BUILD/ of a checkout.
-  std::vector<fs::path> dirs;
-  std::error_code ec;
-  const auto exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    dirs.push_back(exe.parent_path().parent_path() / "share" / "ddpm" / "configs");
-    dirs.push_back(exe.parent_path().parent_path() / "configs");
-  }
+  const auto dirs = share_dirs("configs");
   const bool bare = arg.find('/') == std::string::npos;
   if (bare) {
     const std::string name = arg.size() > 5 && arg.substr(arg.size() - 5) == ".toml" ? arg : arg + ".toml";
     for (const auto& d : dirs)
-      if (fs::is_regular_file(d / name)) return (d / name).string();
+      if (fs::is_regular_file(fs::path(d) / name)) return (fs::path(d) / name).string();
   }
-  std::string where;
-  for (const auto& d : dirs) where += (where.empty() ? "" : ", ") + d.string();
   throw std::runtime_error("--config '" + arg + "': no such file" +
-                           (bare ? std::string(", and no preset config of that name in ") + where : std::string()));
+                           (bare ? ", and no preset config of that name in " + join(dirs) : std::string()));
+}
+
+std::string default_cache_dir() {
+  if (const char* d = std::getenv("DDPM_CACHE_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return (fs::path(x) / "ddpm").string();
+  if (const char* h = std::getenv("HOME"); h && *h) return (fs::path(h) / ".cache" / "ddpm").string();
+  return ".ddpm-cache";
+}
+
+std::string resolve_features(const std::string& arg, const std::string& flag) {
+  if (arg == kInceptionName) {
+    std::string p;
+    if (const char* e = std::getenv("DDPM_INCEPTION"); e && *e) p = e;
+    else p = (fs::path(default_cache_dir()) / kInceptionFile).string();
+    if (!fs::is_regular_file(p))
+      throw std::runtime_error(flag + " inception: " + p + " not found; download " + kInceptionUrl +
+                               " there (or set DDPM_INCEPTION to the file, or give the file's path)");
+    return p;
+  }
+  if (arg.find('/') == std::string::npos && !fs::exists(arg)) {  // a shipped model's name
+    const std::string name = arg.size() > 12 && arg.substr(arg.size() - 12) == ".safetensors" ? arg : arg + ".safetensors";
+    const auto dirs = share_dirs("models");
+    for (const auto& d : dirs)
+      if (fs::is_regular_file(fs::path(d) / name)) return (fs::path(d) / name).string();
+    throw std::runtime_error(flag + " '" + arg + "': no such file, and no shipped model of that name in " + join(dirs) +
+                             " (names: " + kFmnistClassifierName + ", " + kInceptionName + ")");
+  }
+  if (!fs::is_regular_file(arg)) throw std::runtime_error(flag + " '" + arg + "': no such file");
+  return arg;
+}
+
+std::string test_split_of(const std::string& spec, const std::string& flag) {
+  if (spec.rfind("images:", 0) == 0)
+    throw std::runtime_error("the data " + spec + " is an image folder, which has no test split: give one with " + flag);
+  const auto at = spec.rfind('@');
+  return (at == std::string::npos ? spec : spec.substr(0, at)) + "@test";
+}
+
+std::string default_features_for(int64_t channels, int64_t height, int64_t width) {
+  return channels == 1 && height == 28 && width == 28 ? kFmnistClassifierName : kInceptionName;
 }
 
 }  // namespace ddpm::app

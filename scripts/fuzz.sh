@@ -3,7 +3,7 @@
 # runs each for a number of seconds, starting from the seed corpus in fuzz/corpus/<target>/. Prints the exec
 # count of every target; exits non-zero if a target crashes (the input is kept in $FUZZ_DIR/artifacts/).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]   SECONDS per target (default 60); targets: safetensors idx cifar10 config
+#   scripts/fuzz.sh [SECONDS] [TARGET...]   SECONDS per target (default 60); targets: safetensors idx cifar10 config npz
 #   scripts/fuzz.sh --smoke                 what ctest runs: 10 s per target
 #
 # The targets compile only the torch-free parsers (src/ddpm/formats/*.cpp, src/ddpm/config.cpp with toml++
@@ -15,7 +15,7 @@ SECONDS_PER_TARGET=60
 if [ "${1:-}" = "--smoke" ]; then SECONDS_PER_TARGET=${FUZZ_SMOKE_SECONDS:-10}; shift
 elif [ $# -gt 0 ] && [[ "$1" =~ ^[0-9]+$ ]]; then SECONDS_PER_TARGET=$1; shift; fi
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors idx cifar10 config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(safetensors idx cifar10 config npz)
 FUZZ_DIR=${FUZZ_DIR:-build-fuzz}
 CXX_FUZZ=${CXX_FUZZ:-clang++}
 
@@ -30,10 +30,11 @@ sources_of() {
     idx)         echo fuzz/fuzz_idx.cpp src/ddpm/formats/idx.cpp ;;
     cifar10)     echo fuzz/fuzz_cifar10.cpp src/ddpm/formats/cifar10.cpp ;;
     config)      echo fuzz/fuzz_config.cpp src/ddpm/config.cpp src/ddpm/formats/toml_text.cpp ;;
-    *) echo "fuzz: unknown target '$1' (expected safetensors idx cifar10 config)" >&2; exit 2 ;;
+    npz)         echo fuzz/fuzz_npz.cpp src/ddpm/formats/npz.cpp ;;
+    *) echo "fuzz: unknown target '$1' (expected safetensors idx cifar10 config npz)" >&2; exit 2 ;;
   esac
 }
-libs_of() { case $1 in idx) echo -lz ;; esac; }
+libs_of() { case $1 in idx|npz) echo -lz ;; esac; }
 # toml++'s internal debug assertions fire on some malformed input that its release build (Debian's shared
 # library, which ddpm links) rejects with a clean parse error (found by this fuzzer: a NUL byte in a table
 # header); fuzz the config target the way it is shipped, with NDEBUG.

@@ -94,7 +94,9 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
         FIELD(train, keep_checkpoints, int64_t), FIELD(train, max_nonfinite, int64_t),
         FIELD(train, sample_num, int64_t), FIELD(train, sample_steps, int64_t), FIELD(train, log_every, int64_t),
         FIELD(train, device, std::string), FIELD(train, threads, int64_t), FIELD(train, tensorboard, bool),
-        FIELD(train, cache, std::string), FIELD(train, allow_upscale, bool), FIELD(train, skip_bad_images, bool)}},
+        FIELD(train, cache, std::string), FIELD(train, allow_upscale, bool), FIELD(train, skip_bad_images, bool),
+        FIELD(train, eval_every, int64_t), FIELD(train, eval_samples, int64_t), FIELD(train, eval_sampler, std::string),
+        FIELD(train, eval_steps, int64_t), FIELD(train, eval_ref, std::string), FIELD(train, eval_features, std::string)}},
   };
   return s;
 }
@@ -188,7 +190,9 @@ toml::table to_table(const Config& c) {
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
                     {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
                     {"threads", t.threads}, {"tensorboard", t.tensorboard}, {"cache", t.cache},
-                    {"allow_upscale", t.allow_upscale}, {"skip_bad_images", t.skip_bad_images}};
+                    {"allow_upscale", t.allow_upscale}, {"skip_bad_images", t.skip_bad_images},
+                    {"eval_every", t.eval_every}, {"eval_samples", t.eval_samples}, {"eval_sampler", t.eval_sampler},
+                    {"eval_steps", t.eval_steps}, {"eval_ref", t.eval_ref}, {"eval_features", t.eval_features}};
   return toml::table{{"preset", c.preset}, {"model", to_table(c.model)}, {"diffusion", diffusion}, {"train", train}};
 }
 
@@ -248,7 +252,8 @@ const std::vector<std::string>& resume_mutable_fields() {
   static const std::vector<std::string> f = {
       "train.out",          "train.steps",       "train.save_every", "train.keep_checkpoints", "train.max_nonfinite",
       "train.sample_every", "train.sample_num",  "train.sample_steps", "train.log_every",      "train.device",
-      "train.threads",      "train.tensorboard", "train.cache",      "train.skip_bad_images"};
+      "train.threads",      "train.tensorboard", "train.cache",      "train.skip_bad_images", "train.eval_every",
+      "train.eval_samples", "train.eval_sampler", "train.eval_steps", "train.eval_ref",     "train.eval_features"};
   return f;
 }
 
@@ -306,6 +311,9 @@ void validate(const Config& c) {
   need(t.sample_num > 0, "train.sample_num must be positive");
   need(t.sample_steps > 0, "train.sample_steps must be positive");
   need(t.log_every > 0, "train.log_every must be positive");
+  need(t.eval_every >= 0, "train.eval_every must be >= 0");
+  need(t.eval_samples >= 2, "train.eval_samples must be >= 2");
+  need(t.eval_steps > 0, "train.eval_steps must be positive");
   need(t.threads >= 0, "train.threads must be >= 0");
   need(t.device == "auto" || t.device == "cpu" || t.device == "cuda",
        "train.device must be auto, cpu or cuda, got '" + t.device + "'");

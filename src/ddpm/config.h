@@ -56,6 +56,14 @@ struct TrainConfig {
   std::string cache;                   // cache file ("" = out/data-cache.bin)
   bool allow_upscale = false;          // accept images whose shorter side is below model.image_size
   bool skip_bad_images = false;        // report and skip unreadable image files instead of stopping
+  // Evaluation during training (evaluate.h): FID/KID of eval_samples images every eval_every steps, logged to
+  // metrics.jsonl and TensorBoard; the best EMA weights by FID are kept in out/best.safetensors.
+  int64_t eval_every = 0;              // 0 = off
+  int64_t eval_samples = 1000;         // images generated per evaluation
+  std::string eval_sampler = "dpm++2m";  // a fast sampler (samplers/registry.h)
+  int64_t eval_steps = 20;             // its steps
+  std::string eval_ref;                // reference spec ("" = the test split of train.data)
+  std::string eval_features;           // feature network NAME|FILE ("" = the default for the image shape)
 };
 
 struct Config {

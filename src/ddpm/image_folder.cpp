@@ -2,6 +2,8 @@
 // libstb.so), as for image_io.cpp.
 #include "ddpm/image_folder.h"
 
+#include "ddpm/hash.h"
+
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
 
@@ -55,12 +57,6 @@ uint64_t get_le(const unsigned char* p, int bytes) {
   uint64_t v = 0;
   for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
   return v;
-}
-
-uint64_t fnv1a64(const char* p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 0x100000001b3ull;
-  return h;
 }
 
 uint32_t crc32(const unsigned char* p, size_t n) {  // the PNG/zlib CRC

@@ -22,7 +22,9 @@ torch::Tensor load_image(const std::string& path, int channels) {
   unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, channels);
   if (!px) throw std::runtime_error(path + ": cannot read image (" + stbi_failure_reason() + ")");
   const int cc = channels ? channels : c;
-  auto t = torch::from_blob(px, {h, w, cc}, torch::kUInt8).permute({2, 0, 1}).contiguous();  // [C,H,W]
+  // clone, not contiguous(): for C = 1 the permuted view already counts as contiguous, and contiguous() would
+  // return a view of the buffer freed below.
+  auto t = torch::from_blob(px, {h, w, cc}, torch::kUInt8).permute({2, 0, 1}).clone(torch::MemoryFormat::Contiguous);  // [C,H,W]
   stbi_image_free(px);
   return t;
 }

@@ -3,6 +3,7 @@
 
 #include "ddpm/checkpoint.h"
 #include "ddpm/generate.h"
+#include "ddpm/hash.h"
 #include "ddpm/image_io.h"
 #include "ddpm/prediction.h"
 #include "ddpm/run_files.h"
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -273,11 +275,10 @@ void Trainer::save(const std::string& path) {
 
 uint64_t Trainer::check_replicas() {
   // FNV-1a over the bytes of every weight, EMA weight and Adam moment: equal checksums mean equal bits.
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = kFnv1a64Offset;
   auto mix = [&](const torch::Tensor& t) {
     auto c = t.detach().to(torch::kCPU).contiguous();
-    const auto* p = static_cast<const unsigned char*>(c.data_ptr());
-    for (size_t i = 0, n = c.nbytes(); i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    h = fnv1a64(c.data_ptr(), c.nbytes(), h);
   };
   for (const auto& p : params_) mix(p);
   for (const auto& p : ema_params_) mix(p);
@@ -370,6 +371,34 @@ torch::Tensor Trainer::write_sample_grid(const std::string& path) {
   save_png(path, grid);
   return grid;
 }
+
+torch::Tensor Trainer::generate_eval_samples() {
+  const auto& tc = cfg_.train;
+  GenerateOptions g;
+  g.sampler.name = tc.eval_sampler;
+  g.sampler.steps = tc.eval_steps;
+  g.sampler.variance = parse_variance_type(cfg_.diffusion.variance);
+  g.seed = mix_seed(tc.seed, 0, 0xe7a1);
+  g.num = tc.eval_samples;
+  g.batch_size = 256;
+  if (cfg_.model.num_classes > 0)
+    for (int64_t i = 0; i < g.num; ++i) g.labels.push_back(i % cfg_.model.num_classes);
+  return to_uint8(generate(ema_, cfg_, g));  // [M,C,H,W]
+}
+
+namespace {
+// The best FID so far, from the metadata of out/best.safetensors (so a resumed run keeps comparing with it).
+double best_fid_on_disk(const std::string& path) {
+  if (!fs::exists(path)) return std::numeric_limits<double>::infinity();
+  try {
+    auto st = safetensors_load(path);
+    auto it = st.metadata.find("fid");
+    return it == st.metadata.end() ? std::numeric_limits<double>::infinity() : std::stod(it->second);
+  } catch (const std::exception&) {
+    return std::numeric_limits<double>::infinity();  // unreadable: the next evaluation replaces it
+  }
+}
+}  // namespace
 
 bool Trainer::run(const TrainHooks& hooks) {
   const bool rank0 = comm_->rank() == 0;
@@ -522,6 +551,45 @@ bool Trainer::run(const TrainHooks& hooks) {
       auto grid = write_sample_grid((out / "samples" / name.str()).string());  // [C,H',W']
       if (tb) tb->add_image("samples", step_, encode_png(grid), static_cast<int>(grid.size(1)),
                             static_cast<int>(grid.size(2)), static_cast<int>(grid.size(0)));
+    }
+    if (rank0 && evaluator && tc.eval_every > 0 && (step_ % tc.eval_every == 0 || end)) {
+      if (hooks.tty) log("\n");
+      const auto t_eval = clock::now();
+      auto result = evaluator(generate_eval_samples());
+      const double secs = std::chrono::duration<double>(clock::now() - t_eval).count();
+      // One record per evaluation, next to the loss records: {"step", "fid", "kid", ..., "eval_seconds"}.
+      nlohmann::json j = result;
+      j["step"] = step_;
+      j["eval_sampler"] = tc.eval_sampler;
+      j["eval_steps"] = tc.eval_steps;
+      j["eval_seconds"] = secs;
+      metrics << j.dump() << "\n" << std::flush;
+      if (!metrics) throw std::runtime_error((out / "metrics.jsonl").string() + ": write failed (disk full?)");
+      std::ostringstream line;
+      line << "step " << step_ << " | eval (" << tc.eval_samples << " samples, " << tc.eval_sampler << " "
+           << tc.eval_steps << " steps, " << std::fixed << std::setprecision(0) << secs << " s):";
+      std::vector<std::pair<std::string, double>> scalars;
+      for (const char* k : {"fid", "kid", "precision", "recall"})
+        if (result.contains(k)) {
+          line << " " << k << " " << std::setprecision(4) << result[k].get<double>();
+          scalars.emplace_back(std::string("eval/") + k, result[k].get<double>());
+        }
+      if (tb) tb->add_scalars(step_, scalars);
+      if (result.contains("fid")) {
+        const double fid = result["fid"].get<double>();
+        const std::string best = (out / "best.safetensors").string();
+        if (fid < best_fid_on_disk(best)) {
+          SafeTensors st;
+          add_module_state(st, *ema_, "ema.");
+          st.metadata = checkpoint_metadata(cfg_, step_);
+          st.metadata["fid"] = std::to_string(fid);
+          st.metadata["eval"] = result.dump();
+          check_finite(st, best);
+          safetensors_save(best, st);
+          line << " | new best, saved " << best;
+        }
+      }
+      log(line.str() + "\n");
     }
     if ((tc.save_every > 0 && step_ % tc.save_every == 0) || end) save_checkpoint();
     if (last.stop && !end) {

@@ -115,6 +115,13 @@ class Trainer {
   // Writes a sample grid from the EMA weights to `path` and returns it. -> [C,H',W'] uint8
   torch::Tensor write_sample_grid(const std::string& path);
 
+  // Evaluation during training (train.eval_every): the metrics of generated images, e.g. {"fid": .., "kid": ..}
+  // (evaluate.h; the CLI sets it up with the feature network and the reference statistics). Called on rank 0.
+  std::function<nlohmann::json(const torch::Tensor& samples_u8)> evaluator;
+  // The images an evaluation scores: train.eval_samples from the EMA weights with train.eval_sampler and
+  // train.eval_steps, the same seed every time (class-conditional models: classes in turn, no guidance).
+  torch::Tensor generate_eval_samples();  // [M,C,H,W] uint8
+
   // Testing aid (fault injection): called on every batch before the forward pass, e.g. to poison it with NaN.
   std::function<void(int64_t step, Batch& batch)> batch_hook;
 

@@ -1,0 +1,35 @@
+// evaluate.h — "is the model any good?": the metrics of metrics.h for a set of generated images against a
+// reference set, through a feature network (features.h). Shared by `ddpm eval` and the trainer's --eval-every.
+// Not here: the math (metrics.h), the networks and caches (features.h), image files (image_set.h).
+#pragma once
+
+#include "ddpm/features.h"
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <string>
+
+namespace ddpm {
+
+struct EvalOptions {
+  std::set<std::string> metrics{"fid", "kid", "pr"};  // any of fid, kid, pr
+  int64_t kid_subsets = 100;
+  int64_t kid_subset_size = 1000;
+  int64_t pr_k = 3;
+  uint64_t seed = 0;  // KID's subset draws
+};
+
+// Parses "fid,kid,pr" (any subset, any order); throws naming an unknown metric.
+std::set<std::string> parse_metrics(const std::string& list);
+
+// The reference images of `spec`: a folder of images or an .npz (image_set.h), else a dataset spec (data.h).
+// max > 0 keeps the first max images. -> [N,C,H,W] uint8
+torch::Tensor load_reference_images(const std::string& spec, int64_t max = 0);
+
+// Metrics of the samples [M,C,H,W] uint8 against the reference: {"fid": .., "kid": .., "kid_std": ..,
+// "precision": .., "recall": .., "num_samples": M, "num_ref": N, "features": net.id}.
+nlohmann::json evaluate_samples(const torch::Tensor& samples_u8, FeatureNetwork& net, const ReferenceStats& ref,
+                                const EvalOptions& o);
+
+}  // namespace ddpm
