@@ -1,5 +1,7 @@
 // test_data.cpp — IDX reading (raw and gzip), validation, and the real Fashion-MNIST when installed.
 #include "ddpm/data.h"
+#include "ddpm/image_io.h"
+#include "ddpm/image_set.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -108,4 +110,24 @@ TEST(Dataset, ScalingRoundTrips) {
   EXPECT_NEAR(x.min().item<double>(), -1.0, 1e-7);
   EXPECT_NEAR(x.max().item<double>(), 1.0, 1e-7);
   EXPECT_TRUE(torch::equal(to_uint8(x), u8));
+}
+
+// Gray images are decoded into their own memory: a regression test (the [1,H,W] view of stb's buffer counted as
+// contiguous, so the buffer was freed under it and every image of a folder read back as the last one decoded).
+TEST(ImageSet, GrayPngFolderAndNpzHoldTheSamePixels) {
+  const auto dir = tmp_dir() + "/image_set";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/pngs");
+  auto imgs = torch::randint(0, 256, {5, 1, 9, 7}, torch::kLong).to(torch::kByte);  // [N,1,H,W]
+  for (int64_t i = 0; i < 5; ++i) save_png(dir + "/pngs/" + std::to_string(i) + ".png", imgs[i]);
+  for (int64_t i = 0; i < 5; ++i) EXPECT_TRUE(torch::equal(load_image(dir + "/pngs/" + std::to_string(i) + ".png"), imgs[i])) << i;
+  EXPECT_TRUE(torch::equal(load_image_set(dir + "/pngs"), imgs));
+  save_image_npz(dir + "/s.npz", imgs, torch::arange(5));
+  EXPECT_TRUE(torch::equal(load_image_set(dir + "/s.npz"), imgs));
+  auto rgb = torch::randint(0, 256, {3, 3, 4, 6}, torch::kLong).to(torch::kByte);
+  save_image_npz(dir + "/rgb.npz", rgb);
+  EXPECT_TRUE(torch::equal(load_image_set(dir + "/rgb.npz"), rgb));
+  write(dir + "/bad.npz", "PK\x03\x04garbage");
+  EXPECT_THROW(load_image_set(dir + "/bad.npz"), std::runtime_error);
+  EXPECT_THROW(load_image_set(dir + "/missing"), std::runtime_error);
 }
