@@ -34,7 +34,7 @@ Command add_nll(CLI::App& root) {
   c->add_option("--data", a->data, "Dataset spec (default: the test split of the model's training data)");
   c->add_option("--num", a->num, "Images: the first N of the split (0 = all)")->check(CLI::NonNegativeNumber);
   c->add_option("--timesteps", a->timesteps,
-                "KL terms evaluated: 0 = all T−1 (the bound); K < T−1 = a stratified estimate from K timesteps")
+                "KL terms evaluated: 0 = all T−1 (the bound); K < T−1 = an unbiased stratified estimate: K strata of consecutive timesteps, one drawn at random per stratum and image")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--variance", a->variance, "fixed_large | fixed_small (default: the model's)")
       ->check(CLI::IsMember({"fixed_large", "fixed_small"}));
@@ -66,7 +66,7 @@ Command add_nll(CLI::App& root) {
     const Schedule sched(parse_beta_schedule(cfg.diffusion.schedule), cfg.diffusion.timesteps);
     const auto pred = parse_prediction(cfg.diffusion.prediction);
     const auto variance = parse_variance_type(a->variance.empty() ? cfg.diffusion.variance : a->variance);
-    const auto ts = vb_timesteps(sched.T, a->timesteps);
+    const auto ts = vb_strata(sched.T, a->timesteps);
     const bool estimate = static_cast<int64_t>(ts.size()) < sched.T - 1;
     std::cerr << "bits/dim of " << N << " images of " << spec << ": " << ts.size() << " KL terms"
               << (estimate ? " (a stratified estimate of the " + std::to_string(sched.T - 1) + "-term sum)" : "")

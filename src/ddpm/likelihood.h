@@ -35,24 +35,32 @@ torch::Tensor discretized_gaussian_log_likelihood(const torch::Tensor& x, const 
 // Log-variance of p_θ(x_{t−1} | x_t) per code timestep: [T] f64 (see above).
 torch::Tensor reverse_log_variance(const Schedule& s, VarianceType v);
 
-// Which KL timesteps (code t in 1..T−1) a bound evaluates and the weight of each: all of them with weight 1
-// (steps ≥ T − 1 or 0), or `steps` strata of consecutive timesteps, one timestep at each stratum's middle with
-// weight = the stratum's size (a stratified estimate of the sum; the weights add up to T − 1).
-std::vector<std::pair<int64_t, double>> vb_timesteps(int64_t T, int64_t steps);
+// A run of consecutive KL timesteps [lo, hi) (code t in 1..T−1). The bound evaluates one timestep per stratum
+// and image, drawn uniformly from it, weighted by the stratum's size hi − lo: an unbiased (stratified Monte
+// Carlo) estimate of the stratum's sum, exact when hi − lo = 1.
+struct KlStratum {
+  int64_t lo;
+  int64_t hi;
+};
+
+// The strata of a bound: T − 1 strata of one timestep each — the exact sum — when steps is 0 or ≥ T − 1;
+// otherwise `steps` strata of (nearly) equal size covering 1..T−1.
+std::vector<KlStratum> vb_strata(int64_t T, int64_t steps);
 
 struct BoundTerms {
   torch::Tensor prior;    // [B] L_T, nats per image
-  torch::Tensor kl;       // [B] Σ L_{t−1} (weighted as vb_timesteps says)
+  torch::Tensor kl;       // [B] Σ L_{t−1} (the exact sum, or its stratified estimate: see vb_strata)
   torch::Tensor decoder;  // [B] L_0
   torch::Tensor total;    // [B] sum
   torch::Tensor bpd;      // [B] total / (D ln 2)
 };
 
 // The bound for images x0 [B,C,H,W] in [−1, 1] (on the 256-level grid) under `model` (an ε-model: prediction.h's
-// adapter makes one of any network). `noise(shape)` draws the ε of each x_t ~ q(x_t | x_0); clip clamps x̂_0 to
-// [−1, 1] as the samplers do.
+// adapter makes one of any network). `noise(shape)` draws the ε of each x_t ~ q(x_t | x_0) and, in a stratum of
+// more than one timestep, each image's timestep (t = lo + ⌊Φ(z)·(hi − lo)⌋ from a standard normal z, Φ(z) being
+// uniform on (0, 1)), so one seeded source makes the whole bound reproducible; clip clamps x̂_0 to [−1, 1] as
+// the samplers do.
 BoundTerms variational_bound(const Schedule& s, const EpsModel& model, const torch::Tensor& x0, VarianceType v,
-                             const std::vector<std::pair<int64_t, double>>& timesteps, const NoiseFn& noise,
-                             bool clip = true);
+                             const std::vector<KlStratum>& strata, const NoiseFn& noise, bool clip = true);
 
 }  // namespace ddpm
