@@ -34,7 +34,8 @@ Command add_nll(CLI::App& root) {
   c->add_option("--data", a->data, "Dataset spec (default: the test split of the model's training data)");
   c->add_option("--num", a->num, "Images: the first N of the split (0 = all)")->check(CLI::NonNegativeNumber);
   c->add_option("--timesteps", a->timesteps,
-                "KL terms evaluated: 0 = all T−1 (the bound); K < T−1 = an unbiased stratified estimate: K strata of consecutive timesteps, one drawn at random per stratum and image")
+                "KL terms evaluated: 0 = all T−1 (the bound); K < T−1 = an unbiased stratified estimate: K strata "
+                "of consecutive timesteps, one drawn at random per stratum and image")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--variance", a->variance, "fixed_large | fixed_small (default: the model's)")
       ->check(CLI::IsMember({"fixed_large", "fixed_small"}));

@@ -74,7 +74,7 @@ BoundTerms variational_bound(const Schedule& s, const EpsModel& model, const tor
     return (st.lo + (u * double(st.hi - st.lo)).floor().to(torch::kLong)).clamp(st.lo, st.hi - 1);
   };
   auto per_image = [&](const torch::Tensor& table, const torch::Tensor& tt_cpu) {  // [T] f64 -> [B,1,1,1]
-    return table.to(torch::kDouble).index_select(0, tt_cpu).view({B, 1, 1, 1});
+    return table.index_select(0, tt_cpu).view({B, 1, 1, 1});
   };
 
   BoundTerms r;
