@@ -4,8 +4,8 @@
 // GFLOP/s counts the network's analytic forward FLOPs (×3 for a training step: forward + backward).
 #include "commands.h"
 
-#include "ddpm/runtime.h"
-#include "ddpm/train.h"
+#include "ddpm/train/trainer.h"
+#include "ddpm/util/runtime.h"
 
 #include <torch/version.h>
 

@@ -2,9 +2,9 @@
 // (classifier.h). `train` writes a safetensors file with its measured test accuracy; `eval` re-measures it.
 #include "commands.h"
 
-#include "ddpm/classifier.h"
-#include "ddpm/data.h"
-#include "ddpm/runtime.h"
+#include "ddpm/data/data.h"
+#include "ddpm/nn/classifier.h"
+#include "ddpm/util/runtime.h"
 
 #include <chrono>
 #include <iostream>

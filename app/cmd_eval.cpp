@@ -2,11 +2,11 @@
 // (evaluate.h), with the reference's statistics cached per reference and feature network.
 #include "commands.h"
 
-#include "ddpm/evaluate.h"
-#include "ddpm/hash.h"
-#include "ddpm/image_set.h"
-#include "ddpm/runtime.h"
-#include "ddpm/safetensors.h"
+#include "ddpm/data/image_set.h"
+#include "ddpm/eval/evaluate.h"
+#include "ddpm/io/safetensors.h"
+#include "ddpm/util/hash.h"
+#include "ddpm/util/runtime.h"
 
 #include <chrono>
 #include <cstdio>

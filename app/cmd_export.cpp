@@ -1,7 +1,7 @@
 // cmd_export.cpp — `ddpm export`: a weights-only copy of a checkpoint (EMA weights + config), as shipped in models/.
 #include "commands.h"
 
-#include "ddpm/checkpoint.h"
+#include "ddpm/io/checkpoint.h"
 
 #include <iostream>
 #include <memory>

@@ -2,7 +2,7 @@
 // FID, files).
 #include "commands.h"
 
-#include "ddpm/checkpoint.h"
+#include "ddpm/io/checkpoint.h"
 
 #include <filesystem>
 #include <fstream>

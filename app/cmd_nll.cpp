@@ -2,13 +2,13 @@
 // dataset split, with its standard error over images.
 #include "commands.h"
 
-#include "ddpm/checkpoint.h"
-#include "ddpm/data.h"
-#include "ddpm/likelihood.h"
-#include "ddpm/prediction.h"
-#include "ddpm/runtime.h"
-#include "ddpm/safetensors.h"
-#include "ddpm/train.h"
+#include "ddpm/data/data.h"
+#include "ddpm/diffusion/likelihood.h"
+#include "ddpm/diffusion/prediction.h"
+#include "ddpm/io/checkpoint.h"
+#include "ddpm/io/safetensors.h"
+#include "ddpm/train/trainer.h"
+#include "ddpm/util/runtime.h"
 
 #include <chrono>
 #include <cmath>

@@ -1,10 +1,10 @@
 // cmd_noise.cpp — `ddpm noise`: the forward process q(x_t | x_0) of one image at a row of t values.
 #include "commands.h"
 
-#include "ddpm/data.h"
-#include "ddpm/image_io.h"
-#include "ddpm/runtime.h"
-#include "ddpm/schedule.h"
+#include "ddpm/data/data.h"
+#include "ddpm/diffusion/schedule.h"
+#include "ddpm/io/image_io.h"
+#include "ddpm/util/runtime.h"
 
 #include <iostream>
 #include <memory>

@@ -1,12 +1,12 @@
 // cmd_sample.cpp — `ddpm sample`: load a checkpoint (EMA weights), run a sampler, write a grid and/or PNGs.
 #include "commands.h"
 
-#include "ddpm/checkpoint.h"
-#include "ddpm/data.h"
-#include "ddpm/generate.h"
-#include "ddpm/image_io.h"
-#include "ddpm/image_set.h"
-#include "ddpm/runtime.h"
+#include "ddpm/data/data.h"
+#include "ddpm/data/image_set.h"
+#include "ddpm/io/checkpoint.h"
+#include "ddpm/io/image_io.h"
+#include "ddpm/samplers/generate.h"
+#include "ddpm/util/runtime.h"
 
 #include <chrono>
 #include <cmath>

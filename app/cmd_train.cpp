@@ -1,15 +1,16 @@
 // cmd_train.cpp — `ddpm train`: config (preset < TOML file < flags), dataset, run directory, Trainer.
 #include "commands.h"
 
-#include "ddpm/checkpoint.h"
-#include "ddpm/evaluate.h"
-#include "ddpm/distributed.h"
-#include "ddpm/launcher.h"
-#include "ddpm/fault_injection.h"
-#include "ddpm/runtime.h"
+#include "ddpm/eval/evaluate.h"
+#include "ddpm/io/checkpoint.h"
+#include "ddpm/io/safetensors.h"
 #include "ddpm/samplers/registry.h"
-#include "ddpm/safetensors.h"
-#include "ddpm/train.h"
+#include "ddpm/train/distributed.h"
+#include "ddpm/train/fault_injection.h"
+#include "ddpm/train/launcher.h"
+#include "ddpm/train/run_log.h"
+#include "ddpm/train/trainer.h"
+#include "ddpm/util/runtime.h"
 
 #include <unistd.h>
 
@@ -233,7 +234,7 @@ Command add_train(CLI::App& root) {
     dopt.allow_upscale = t.allow_upscale;
     dopt.skip_bad = t.skip_bad_images;
     dopt.log = env.active && env.rank != 0 ? nullptr : &std::cerr;
-    const bool folder = t.data.rfind("images:", 0) == 0;
+    const bool folder = is_image_folder_spec(t.data);
     const bool out_existed = fs::exists(out);
     if (folder) {
       dopt.cache = t.cache.empty() ? (out / "data-cache.bin").string() : t.cache;
@@ -303,34 +304,14 @@ Command add_train(CLI::App& root) {
                 << env.master_addr << ":" << env.master_port << "\n";
 
     // Rank 0 evaluates: the feature network and the reference statistics (cached: features.h) are ready first.
-    std::shared_ptr<FeatureNetwork> eval_net;
-    std::shared_ptr<ReferenceStats> eval_stats;
-    if (rank0 && t.eval_every > 0) {
-      eval_net = std::make_shared<FeatureNetwork>(load_feature_network(eval_features, device));
-      torch::Tensor ref_images;
-      try {
-        ref_images = load_reference_images(eval_ref);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(std::string("--eval-ref: ") + e.what());
-      }
-      if (ref_images.size(1) != cfg.model.channels || ref_images.size(2) != cfg.model.image_size ||
-          ref_images.size(3) != cfg.model.image_size)
-        throw std::runtime_error("--eval-ref " + eval_ref + ": images are " + c10::str(ref_images.sizes().slice(1)) +
-                                 " (C,H,W), the model makes " + std::to_string(cfg.model.channels) + "×" +
-                                 std::to_string(cfg.model.image_size) + "×" + std::to_string(cfg.model.image_size));
-      eval_stats = std::make_shared<ReferenceStats>(
-          reference_stats(eval_ref, ref_images, *eval_net, default_ref_cache(eval_ref, eval_features, 0), &std::cerr));
-    }
+    std::function<nlohmann::json(const torch::Tensor&)> evaluator;
+    if (rank0 && t.eval_every > 0)
+      evaluator = make_training_evaluator(eval_features, eval_ref, default_ref_cache(eval_ref, eval_features, 0),
+                                          cfg.model.channels, cfg.model.image_size, device, &std::cerr);
 
     const std::vector<std::string> trainer_classes = data.class_names;
     Trainer trainer(cfg, std::move(data), device, comm);
-    if (eval_net) {
-      trainer.evaluator = [eval_net, eval_stats](const torch::Tensor& samples) {
-        EvalOptions eo;
-        eo.metrics = {"fid", "kid"};
-        return evaluate_samples(samples, *eval_net, *eval_stats, eo);
-      };
-    }
+    trainer.evaluator = std::move(evaluator);
     trainer.set_grad_bucket_mb(a->dist.bucket_mb);
     install_test_faults(trainer);  // DDPM_TEST_NAN_STEPS: a testing aid, see fault_injection.h
     if (have_ckpt) {
@@ -347,13 +328,7 @@ Command add_train(CLI::App& root) {
         std::cerr << "\n";
       }
     }
-    if (rank0) {
-      write_file_atomic((out / "config.toml").string(), to_toml(cfg));
-      if (!trainer_classes.empty()) {  // the folder-name -> label mapping of this run
-        nlohmann::json cj = {{"data", t.data}, {"classes", trainer_classes}};
-        write_file_atomic((out / "classes.json").string(), cj.dump(2) + "\n");
-      }
-    }
+    if (rank0) write_run_config(out.string(), cfg, trainer_classes);
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

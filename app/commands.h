@@ -37,8 +37,6 @@ void ensure_writable_dir(const std::string& dir, const std::string& what);
 std::string resolve_config_file(const std::string& arg);
 // Throws unless the directory that will hold `file` exists and is writable.
 void ensure_writable_parent(const std::string& file, const std::string& what);
-// Where shipped files live relative to the binary: PREFIX/share/ddpm/<sub> (installed) and <checkout>/<sub>.
-std::vector<std::string> share_dirs(const std::string& sub);
 // $DDPM_CACHE_DIR, else $XDG_CACHE_HOME/ddpm, else ~/.cache/ddpm: reference statistics, the Inception file.
 std::string default_cache_dir();
 

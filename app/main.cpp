@@ -2,8 +2,8 @@
 // "ddpm: error: ..." and a non-zero exit (2 for usage errors, 1 otherwise, 130 when interrupted).
 #include "commands.h"
 
-#include "ddpm/runtime.h"
-#include "ddpm/version.h"
+#include "ddpm/util/runtime.h"
+#include "ddpm/util/version.h"
 
 #include <c10/util/Exception.h>
 

@@ -1,6 +1,9 @@
 // util.cpp — helpers shared by the sub-commands.
 #include "commands.h"
 
+#include "ddpm/data/data.h"
+#include "ddpm/util/shipped_files.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -37,41 +40,18 @@ void ensure_writable_parent(const std::string& file, const std::string& what) {
   if (fs::is_directory(file)) throw std::runtime_error(what + " '" + file + "': is a directory");
 }
 
-std::vector<std::string> share_dirs(const std::string& sub) {
-  // Installed (cmake --install: PREFIX/bin/ddpm and PREFIX/share/ddpm/<sub>), or the source tree for a binary in
-  // BUILD/ of a checkout.
-  std::vector<std::string> dirs;
-  std::error_code ec;
-  const auto exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    dirs.push_back((exe.parent_path().parent_path() / "share" / "ddpm" / sub).string());
-    dirs.push_back((exe.parent_path().parent_path() / sub).string());
-  }
-  return dirs;
-}
-
-namespace {
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& d : v) out += (out.empty() ? "" : ", ") + d;
-  return out;
-}
-}  // namespace
-
 std::string resolve_config_file(const std::string& arg) {
   if (fs::exists(arg)) {
     if (fs::is_directory(arg)) throw std::runtime_error("--config '" + arg + "': is a directory");
     return arg;
   }
-  const auto dirs = share_dirs("configs");
   const bool bare = arg.find('/') == std::string::npos;
   if (bare) {
     const std::string name = arg.size() > 5 && arg.substr(arg.size() - 5) == ".toml" ? arg : arg + ".toml";
-    for (const auto& d : dirs)
-      if (fs::is_regular_file(fs::path(d) / name)) return (fs::path(d) / name).string();
+    if (auto found = find_shipped_file("configs", name); !found.empty()) return found;
   }
   throw std::runtime_error("--config '" + arg + "': no such file" +
-                           (bare ? ", and no preset config of that name in " + join(dirs) : std::string()));
+                           (bare ? ", and no preset config of that name in " + shipped_dirs_list("configs") : std::string()));
 }
 
 std::string default_cache_dir() {
@@ -93,10 +73,9 @@ std::string resolve_features(const std::string& arg, const std::string& flag) {
   }
   if (arg.find('/') == std::string::npos && !fs::exists(arg)) {  // a shipped model's name
     const std::string name = arg.size() > 12 && arg.substr(arg.size() - 12) == ".safetensors" ? arg : arg + ".safetensors";
-    const auto dirs = share_dirs("models");
-    for (const auto& d : dirs)
-      if (fs::is_regular_file(fs::path(d) / name)) return (fs::path(d) / name).string();
-    throw std::runtime_error(flag + " '" + arg + "': no such file, and no shipped model of that name in " + join(dirs) +
+    if (auto found = find_shipped_file("models", name); !found.empty()) return found;
+    throw std::runtime_error(flag + " '" + arg + "': no such file, and no shipped model of that name in " +
+                             shipped_dirs_list("models") +
                              " (names: " + kFmnistClassifierName + ", " + kInceptionName + ")");
   }
   if (!fs::is_regular_file(arg)) throw std::runtime_error(flag + " '" + arg + "': no such file");
@@ -104,7 +83,7 @@ std::string resolve_features(const std::string& arg, const std::string& flag) {
 }
 
 std::string test_split_of(const std::string& spec, const std::string& flag) {
-  if (spec.rfind("images:", 0) == 0)
+  if (is_image_folder_spec(spec))
     throw std::runtime_error("the data " + spec + " is an image folder, which has no test split: give one with " + flag);
   const auto at = spec.rfind('@');
   return (at == std::string::npos ? spec : spec.substr(0, at)) + "@test";

@@ -1,6 +1,6 @@
 // fuzz_cifar10.cpp — libFuzzer target: CIFAR-10 binary batch validation (formats/cifar10.h), both with the
 // official record count (size check) and with the count the input's size implies (label checks).
-#include "ddpm/formats/cifar10.h"
+#include "ddpm/io/formats/cifar10.h"
 
 #include <stdexcept>
 

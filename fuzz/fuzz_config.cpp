@@ -1,7 +1,7 @@
 // fuzz_config.cpp — libFuzzer target: the TOML config reader and the checkpoint's JSON config (config.h).
 // First byte even: the rest is a TOML document; odd: a JSON config as stored in checkpoint metadata. A config
 // that is accepted and validates must print to TOML and JSON that read back to the same config.
-#include "ddpm/config.h"
+#include "ddpm/util/config.h"
 
 #include <cstdlib>
 #include <exception>

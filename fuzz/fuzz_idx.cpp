@@ -1,6 +1,6 @@
 // fuzz_idx.cpp — libFuzzer target: IDX image and label validation and gunzip (formats/idx.h).
 // The first byte chooses images or labels; gzip input is inflated first (bounded, as the reader does).
-#include "ddpm/formats/idx.h"
+#include "ddpm/io/formats/idx.h"
 
 #include <cstdlib>
 #include <stdexcept>

@@ -1,7 +1,7 @@
 // fuzz_npz.cpp — libFuzzer target: .npy and .npz parsing (formats/npz.h). Every input goes to both parsers.
 // What parses must also survive a round trip: serialized again (stored and deflated, or as .npy) it must parse
 // back to the same arrays; a failure there, an exception included, is a crash.
-#include "ddpm/formats/npz.h"
+#include "ddpm/io/formats/npz.h"
 
 #include <cstdlib>
 #include <exception>

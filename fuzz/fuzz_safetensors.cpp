@@ -1,6 +1,6 @@
 // fuzz_safetensors.cpp — libFuzzer target: the safetensors byte validation (formats/safetensors_layout.h).
 // Any input must either be rejected with std::runtime_error or yield ranges that lie inside the input.
-#include "ddpm/formats/safetensors_layout.h"
+#include "ddpm/io/formats/safetensors_layout.h"
 
 #include <cstdlib>
 #include <stdexcept>

@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   SECONDS per target (default 60); targets: safetensors idx cifar10 config npz
 #   scripts/fuzz.sh --smoke                 what ctest runs: 10 s per target
 #
-# The targets compile only the torch-free parsers (src/ddpm/formats/*.cpp, src/ddpm/config.cpp with toml++
+# The targets compile only the torch-free parsers (src/ddpm/io/formats/*.cpp, src/ddpm/util/config.cpp with toml++
 # header-only), so building them takes seconds, not a sanitized LibTorch. The seed corpus is copied, never
 # modified; the grown corpus stays in $FUZZ_DIR/corpus/ (default build-fuzz/).
 set -euo pipefail
@@ -26,11 +26,11 @@ fi
 
 sources_of() {
   case $1 in
-    safetensors) echo fuzz/fuzz_safetensors.cpp src/ddpm/formats/safetensors_layout.cpp ;;
-    idx)         echo fuzz/fuzz_idx.cpp src/ddpm/formats/idx.cpp ;;
-    cifar10)     echo fuzz/fuzz_cifar10.cpp src/ddpm/formats/cifar10.cpp ;;
-    config)      echo fuzz/fuzz_config.cpp src/ddpm/config.cpp src/ddpm/formats/toml_text.cpp ;;
-    npz)         echo fuzz/fuzz_npz.cpp src/ddpm/formats/npz.cpp ;;
+    safetensors) echo fuzz/fuzz_safetensors.cpp src/ddpm/io/formats/safetensors_layout.cpp ;;
+    idx)         echo fuzz/fuzz_idx.cpp src/ddpm/io/formats/idx.cpp ;;
+    cifar10)     echo fuzz/fuzz_cifar10.cpp src/ddpm/io/formats/cifar10.cpp ;;
+    config)      echo fuzz/fuzz_config.cpp src/ddpm/util/config.cpp src/ddpm/io/formats/toml_text.cpp ;;
+    npz)         echo fuzz/fuzz_npz.cpp src/ddpm/io/formats/npz.cpp ;;
     *) echo "fuzz: unknown target '$1' (expected safetensors idx cifar10 config npz)" >&2; exit 2 ;;
   esac
 }
@@ -48,7 +48,7 @@ for t in "${TARGETS[@]}"; do
   bin="$FUZZ_DIR/bin/fuzz_$t"
   stale=0
   [ -x "$bin" ] || stale=1
-  for s in $srcs src/ddpm/formats/*.h src/ddpm/config.h scripts/fuzz.sh; do [ "$s" -nt "$bin" ] && stale=1; done
+  for s in $srcs src/ddpm/io/formats/*.h src/ddpm/util/config.h scripts/fuzz.sh; do [ "$s" -nt "$bin" ] && stale=1; done
   if [ $stale -eq 1 ]; then
     echo "fuzz: building $bin"
     # shellcheck disable=SC2046

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""npz_interop.py — numpy's side of tests/test_npz.cpp: files written by numpy for src/ddpm/formats/npz.cpp to
+"""npz_interop.py — numpy's side of tests/test_npz.cpp: files written by numpy for src/ddpm/io/formats/npz.cpp to
 read, and np.load checks of the files it wrote. Run with Debian's /usr/bin/python3 (python3-numpy).
 
 Usage:

@@ -2,8 +2,8 @@
 // the fractional ones of the σ-space samplers (Schedule::alpha_bar interpolates).
 #pragma once
 
+#include "ddpm/diffusion/schedule.h"
 #include "ddpm/samplers/sampler.h"
-#include "ddpm/schedule.h"
 
 #include <cmath>
 

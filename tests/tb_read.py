@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tb_read.py — an independent reader of TensorBoard event files, for checking src/ddpm/tensorboard.cpp.
+"""tb_read.py — an independent reader of TensorBoard event files, for checking src/ddpm/io/tensorboard.cpp.
 
 Usage: tb_read.py FILE_OR_DIR
 Prints JSON: {"file_version", "records", "torn_tail", "scalars": {tag: [[step, value], ...]},

@@ -1,7 +1,7 @@
 // test_checkpoint.cpp — safetensors round trips, byte layout, and rejection of corrupt files.
-#include "ddpm/checkpoint.h"
-#include "ddpm/runtime.h"
+#include "ddpm/io/checkpoint.h"
 #include "ddpm/samplers/ddpm_sampler.h"
+#include "ddpm/util/runtime.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // test_classifier.cpp — the shipped feature classifier (its documented accuracy, re-measured), features that do
 // not depend on the batch, the TorchScript path of the Inception network (a stand-in module made here), and the
 // reference-statistics cache (reused when it matches, rebuilt when it does not).
-#include "ddpm/classifier.h"
-#include "ddpm/data.h"
-#include "ddpm/evaluate.h"
-#include "ddpm/features.h"
-#include "ddpm/safetensors.h"
+#include "ddpm/data/data.h"
+#include "ddpm/eval/evaluate.h"
+#include "ddpm/eval/features.h"
+#include "ddpm/io/safetensors.h"
+#include "ddpm/nn/classifier.h"
 
 #include <torch/script.h>
 

@@ -1,5 +1,5 @@
 // test_config.cpp — presets, TOML (unknown keys are errors), JSON round trip, validation.
-#include "ddpm/config.h"
+#include "ddpm/util/config.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // test_data.cpp — IDX reading (raw and gzip), validation, and the real Fashion-MNIST when installed.
-#include "ddpm/data.h"
-#include "ddpm/image_io.h"
-#include "ddpm/image_set.h"
+#include "ddpm/data/data.h"
+#include "ddpm/data/image_set.h"
+#include "ddpm/io/image_io.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>

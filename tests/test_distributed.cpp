@@ -4,14 +4,14 @@
 //
 // Workers are this test binary re-executed (posix_spawn of /proc/self/exe) with --gtest_filter=DistWorker.Run
 // and the torchrun variables in their environment, so every rank is a fresh process as in real use.
-#include "ddpm/distributed.h"
-#include "ddpm/grad_buckets.h"
-#include "ddpm/runtime.h"
-#include "ddpm/safetensors.h"
-#include "ddpm/checkpoint.h"
-#include "ddpm/launcher.h"
-#include "ddpm/train.h"
-#include "ddpm/unet.h"
+#include "ddpm/io/checkpoint.h"
+#include "ddpm/io/safetensors.h"
+#include "ddpm/nn/unet.h"
+#include "ddpm/train/distributed.h"
+#include "ddpm/train/grad_buckets.h"
+#include "ddpm/train/launcher.h"
+#include "ddpm/train/trainer.h"
+#include "ddpm/util/runtime.h"
 
 #include <gtest/gtest.h>
 

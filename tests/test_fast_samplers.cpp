@@ -1,14 +1,14 @@
 // test_fast_samplers.cpp — DDIM, DPM-Solver++, Euler, Heun, DDIM inversion, prediction targets and classifier-free
 // guidance against closed-form oracles (no trained weights). Computed in float64 where orders are measured, so
 // rounding does not hide the discretisation error.
-#include "ddpm/prediction.h"
-#include "ddpm/runtime.h"
+#include "ddpm/diffusion/prediction.h"
 #include "ddpm/samplers/ddim.h"
 #include "ddpm/samplers/ddpm_sampler.h"
 #include "ddpm/samplers/dpm_solver.h"
 #include "ddpm/samplers/guidance.h"
 #include "ddpm/samplers/karras.h"
 #include "ddpm/samplers/registry.h"
+#include "ddpm/util/runtime.h"
 #include "oracles.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
-// test_image_folder.cpp — `images:DIR` datasets (ddpm/image_folder.h): scan, decode checks, crop/resize, labels and
+// test_image_folder.cpp — `images:DIR` datasets (ddpm/data/image_folder.h): scan, decode checks, crop/resize, labels and
 // the memory-mapped cache. No LibTorch. Temp files go under $DDPM_TEST_TMP (else /tmp).
-#include "ddpm/image_folder.h"
+#include "ddpm/data/image_folder.h"
 
 #include "image_tree.h"
 

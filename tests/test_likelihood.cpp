@@ -1,6 +1,6 @@
 // test_likelihood.cpp — the variational bound in bits/dim (likelihood.h): the KL and decoder terms by hand, and
 // the whole bound for a one-image dataset under its exact ε-model against a direct computation.
-#include "ddpm/likelihood.h"
+#include "ddpm/diffusion/likelihood.h"
 
 #include "oracles.h"
 

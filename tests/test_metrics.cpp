@@ -1,6 +1,6 @@
 // test_metrics.cpp — FID, KID and precision/recall (metrics.h) against closed forms, hand computations and an
 // independent matrix square root.
-#include "ddpm/metrics.h"
+#include "ddpm/eval/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // per rule, and interop both ways with real numpy (tests/npz_interop.py under Debian's /usr/bin/python3; skipped
 // with the reason when it cannot import numpy). ZIP archives for the rejection tests come from a small writer
 // here (bitwise CRC-32, no code shared with npz.cpp). No LibTorch. Temp files under $DDPM_TEST_TMP (else /tmp).
-#include "ddpm/formats/npz.h"
+#include "ddpm/io/formats/npz.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>

@@ -1,6 +1,6 @@
 // test_prefetch.cpp — the one-ahead background Prefetcher (prefetch.h), without LibTorch: items equal make(i) in
 // any request order, i + 1 is made on another thread before it is asked for, errors reach the caller.
-#include "ddpm/prefetch.h"
+#include "ddpm/train/prefetch.h"
 
 #include <gtest/gtest.h>
 

@@ -2,19 +2,19 @@
 // (safetensors, IDX, CIFAR-10, images, TOML), each with its error; the CIFAR-10 reader on files in the official
 // layout; crash-safe run files (numbered checkpoints, stale temporaries, metrics after a resume); a write that
 // fails for lack of space (RLIMIT_FSIZE); the non-finite guard with injected NaN; exact resume through run().
-#include "ddpm/checkpoint.h"
-#include "ddpm/cifar10.h"
-#include "ddpm/config.h"
-#include "ddpm/data.h"
-#include "ddpm/fault_injection.h"
-#include "ddpm/formats/cifar10.h"
-#include "ddpm/formats/idx.h"
-#include "ddpm/formats/safetensors_layout.h"
-#include "ddpm/formats/toml_text.h"
-#include "ddpm/image_io.h"
-#include "ddpm/run_files.h"
-#include "ddpm/runtime.h"
-#include "ddpm/train.h"
+#include "ddpm/data/cifar10.h"
+#include "ddpm/data/data.h"
+#include "ddpm/io/checkpoint.h"
+#include "ddpm/io/formats/cifar10.h"
+#include "ddpm/io/formats/idx.h"
+#include "ddpm/io/formats/safetensors_layout.h"
+#include "ddpm/io/formats/toml_text.h"
+#include "ddpm/io/image_io.h"
+#include "ddpm/io/run_files.h"
+#include "ddpm/train/fault_injection.h"
+#include "ddpm/train/trainer.h"
+#include "ddpm/util/config.h"
+#include "ddpm/util/runtime.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
 // test_samplers.cpp — the DDPM sampler against closed-form oracles.
-#include "ddpm/runtime.h"
 #include "ddpm/samplers/ddpm_sampler.h"
+#include "ddpm/util/runtime.h"
 #include "oracles.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // test_schedule.cpp — the forward process against pinned values and closed forms.
-#include "ddpm/schedule.h"
+#include "ddpm/diffusion/schedule.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // test_tensorboard.cpp — the TensorBoard event writer against a reader written here from the formats alone
 // (bitwise CRC32C, TFRecord splitter, minimal protobuf decoder), sharing no code with the writer. No LibTorch.
-#include "ddpm/tensorboard.h"
+#include "ddpm/io/tensorboard.h"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 // test_train.cpp — the training loop: overfitting a handful of images, Adam against LibTorch's, rank slicing,
 // determinism and resume.
-#include "ddpm/checkpoint.h"
-#include "ddpm/runtime.h"
-#include "ddpm/train.h"
+#include "ddpm/io/checkpoint.h"
+#include "ddpm/train/trainer.h"
+#include "ddpm/util/runtime.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // test_unet.cpp — shapes, exact parameter counts, gradient flow.
-#include "ddpm/unet.h"
+#include "ddpm/nn/unet.h"
 
 #include <gtest/gtest.h>
 

@@ -4,8 +4,8 @@
 // DDPM with the fixed-small variance β̃_t. Also DDIM inversion: the η = 0 map run from an image to its latent.
 #pragma once
 
+#include "ddpm/diffusion/schedule.h"
 #include "ddpm/samplers/sampler.h"
-#include "ddpm/schedule.h"
 
 namespace ddpm {
 

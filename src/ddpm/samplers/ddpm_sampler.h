@@ -2,8 +2,8 @@
 // the timesteps (Nichol & Dhariwal 2021, §4: the same model, a shorter chain with recomputed β).
 #pragma once
 
+#include "ddpm/diffusion/schedule.h"
 #include "ddpm/samplers/sampler.h"
-#include "ddpm/schedule.h"
 
 namespace ddpm {
 

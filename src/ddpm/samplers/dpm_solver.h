@@ -9,8 +9,8 @@
 // second order (as diffusers' lower_order_final does for short schedules).
 #pragma once
 
+#include "ddpm/diffusion/schedule.h"
 #include "ddpm/samplers/sampler.h"
-#include "ddpm/schedule.h"
 
 namespace ddpm {
 

@@ -7,8 +7,8 @@
 // timestep t(σ) of Schedule::t_for_sigma.
 #pragma once
 
+#include "ddpm/diffusion/schedule.h"
 #include "ddpm/samplers/sampler.h"
-#include "ddpm/schedule.h"
 
 #include <vector>
 

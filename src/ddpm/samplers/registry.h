@@ -9,8 +9,8 @@
 //   heun     Heun in σ (heun.h)                     2·steps − 1               18 (35 NFE), karras
 #pragma once
 
+#include "ddpm/diffusion/schedule.h"
 #include "ddpm/samplers/sampler.h"
-#include "ddpm/schedule.h"
 
 #include <optional>
 #include <string>

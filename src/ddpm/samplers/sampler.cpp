@@ -1,8 +1,8 @@
 // sampler.cpp — shared pieces of the samplers: timestep respacing and noise sources.
 #include "ddpm/samplers/sampler.h"
 
-#include "ddpm/runtime.h"
-#include "ddpm/schedule.h"
+#include "ddpm/diffusion/schedule.h"
+#include "ddpm/util/runtime.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,35 @@
+// generate.h — images from a network: the one place that wires a UNet into a sampler (prediction-target adapter,
+// class labels, classifier-free guidance, per-image noise, batching). Used by `ddpm sample`, the trainer's sample
+// grids and the sampler benchmark.
+#pragma once
+
+#include "ddpm/diffusion/schedule.h"
+#include "ddpm/nn/unet.h"
+#include "ddpm/samplers/registry.h"
+#include "ddpm/util/config.h"
+
+#include <functional>
+#include <vector>
+
+namespace ddpm {
+
+struct GenerateOptions {
+  SamplerOptions sampler;
+  int64_t num = 64;
+  uint64_t seed = 0;                 // image i draws x_T and its noise from its own stream (seed, i)
+  int64_t batch_size = 0;            // images per forward pass; 0 = all at once
+  std::vector<int64_t> labels;       // class of each image (class-conditional models); empty = the null class
+  double guidance = 0.0;             // classifier-free guidance weight w (guidance.h)
+  // Progress: (first image of the batch, images in it, step done, steps).
+  std::function<void(int64_t, int64_t, int64_t, int64_t)> on_progress;
+};
+
+// Samples opts.num images with `net` (put in eval mode, no gradients) on its device: [N,C,H,W] float32 on the
+// CPU, in the model range [-1, 1]. `cfg` supplies the schedule, the prediction target and the classes.
+// Throws on labels out of range, labels or guidance for an unconditional model, or bad sampler options.
+torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts);
+
+// The labels of a grid with one row per class: per_class images of class 0, then of class 1, ...
+std::vector<int64_t> class_rows(int64_t num_classes, int64_t per_class);
+
+}  // namespace ddpm

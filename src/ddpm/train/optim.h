@@ -1,0 +1,37 @@
+// optim.h — the optimiser side of training: Adam (Kingma & Ba 2015, Algorithm 1), the learning-rate warm-up and
+// the EMA decay schedule. Plain functions of the step, no hidden state beyond Adam's named moment tensors.
+// Not here: the training step (trainer.h), the EMA update itself (Trainer::train_step), checkpoints (io/).
+#pragma once
+
+#include "ddpm/util/config.h"
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace ddpm {
+
+// Adam (Kingma & Ba 2015, Algorithm 1) with bias correction, PyTorch's defaults β = (0.9, 0.999), ε = 1e-8.
+// Written out so that its whole state is plain named tensors in the checkpoint.
+class Adam {
+ public:
+  explicit Adam(std::vector<torch::Tensor> params, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
+  void step(double lr);  // uses p.grad()
+  int64_t steps() const { return t_; }
+  void set_steps(int64_t t) { t_ = t; }
+  std::vector<torch::Tensor>& exp_avg() { return m_; }
+  std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
+
+ private:
+  std::vector<torch::Tensor> params_, m_, v_;
+  double beta1_, beta2_, eps_;
+  int64_t t_ = 0;
+};
+
+// EMA decay at update n (0-based) with warm-up: min(decay, (1 + n) / (10 + n)).
+double ema_decay_at(double decay, int64_t n);
+// Learning rate at step s: lr · min(1, (s + 1) / warmup).
+double lr_at(const TrainConfig& t, int64_t step);
+
+}  // namespace ddpm
