@@ -4,8 +4,6 @@
 #include "ddpm/diffusion/prediction.h"
 #include "ddpm/io/checkpoint.h"
 #include "ddpm/io/image_io.h"
-#include "ddpm/io/run_files.h"
-#include "ddpm/io/tensorboard.h"
 #include "ddpm/samplers/generate.h"
 #include "ddpm/util/hash.h"
 #include "ddpm/util/runtime.h"
@@ -13,10 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iomanip>
-#include <limits>
-#include <sstream>
 #include <stdexcept>
 
 namespace ddpm {
