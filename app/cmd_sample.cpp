@@ -24,7 +24,8 @@ struct SampleArgs {
   int64_t num = 64, steps = 0, nrow = 0, scale = 1, batch_size = 0, threads = 0;
   double eta = 0, guidance = 0, rho = 7;
   uint64_t seed = 0;
-  bool no_clip = false;
+  bool no_clip = false, force_precision = false;
+  std::string precision = "fp32";
 };
 constexpr int64_t kPerClassDefault = 8;
 }  // namespace
@@ -68,6 +69,7 @@ Command add_sample(CLI::App& root) {
   c->add_option("--batch-size", a->batch_size, "Images per forward pass (default: all at once)")->check(CLI::NonNegativeNumber);
   c->add_option("--device", a->device, "auto | cpu | cuda");
   c->add_option("--threads", a->threads, "CPU threads (0: all available cores)")->check(CLI::NonNegativeNumber);
+  add_precision_options(c, a->precision, a->force_precision);
 
   auto run = [=]() -> int {
     const bool npz = a->format == "npz";
@@ -123,8 +125,10 @@ Command add_sample(CLI::App& root) {
 
     const auto device = resolve_device(a->device);
     const int threads = set_threads(a->threads);
+    const auto precision = parse_precision(a->precision);
+    check_precision(precision, device, a->force_precision);
     if (!a->out_dir.empty()) ensure_writable_dir(a->out_dir, "--out-dir");
-    auto net = load_sampling_model(ck, device);
+    auto net = load_sampling_model(ck, device, precision);
     const int64_t T = cfg.diffusion.timesteps;
     const int64_t steps = sampler_steps(g.sampler, T), nfe = sampler_nfe(g.sampler, T);
     const int64_t nfe_pass = nfe * (g.guidance != 0 ? 2 : 1);  // guidance runs each image twice per evaluation
@@ -139,7 +143,8 @@ Command add_sample(CLI::App& root) {
     };
     std::cerr << "sampling " << g.num << " images with " << a->sampler << ", " << steps << " steps (" << nfe
               << " NFE per image" << (g.guidance != 0 ? ", ×2 batch for guidance" : "") << "), step " << ck.step
-              << " weights, " << cfg.diffusion.prediction << "-prediction, device " << device.str() << ", threads "
+              << " weights, " << cfg.diffusion.prediction << "-prediction, device " << device.str() << ", "
+              << a->precision << ", threads "
               << threads << "\n";
     auto images = to_uint8(generate(net, cfg, g));  // [N,C,H,W] uint8
     if (tty) std::cerr << "\n";

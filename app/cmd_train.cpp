@@ -43,7 +43,8 @@ struct TrainArgs {
           sample_num = 0, timesteps = 0, num_classes = 0, channels = 0, image_size = 0;
   double lr = 0, ema_decay = 0, label_dropout = 0;
   uint64_t seed = 0;
-  bool resume = false, flip = false, tensorboard = true, allow_upscale = false, skip_bad = false;
+  bool resume = false, flip = false, tensorboard = true, allow_upscale = false, skip_bad = false, force_precision = false;
+  std::string precision;
   // Several processes (distributed.h, launcher.h).
   int nproc = 1, master_port = 0;
   std::string master_addr = "127.0.0.1";
@@ -59,6 +60,7 @@ Command add_train(CLI::App& root) {
     a->preset = d.preset, a->data = d.train.data, a->out = d.train.out, a->device = d.train.device;
     a->schedule = d.diffusion.schedule, a->steps = d.train.steps, a->batch_size = d.train.batch_size;
     a->save_every = d.train.save_every, a->sample_every = d.train.sample_every, a->threads = d.train.threads;
+    a->precision = d.train.precision;
     a->warmup = d.train.warmup, a->log_every = d.train.log_every, a->sample_num = d.train.sample_num;
     a->timesteps = d.diffusion.timesteps, a->lr = d.train.lr, a->ema_decay = d.train.ema_decay;
     a->seed = d.train.seed, a->flip = d.train.flip;
@@ -107,6 +109,7 @@ Command add_train(CLI::App& root) {
   auto* o_snum = c->add_option("--sample-num", a->sample_num, "Images per sample grid");
   auto* o_log = c->add_option("--log-every", a->log_every, "Log line and metrics.jsonl record every N steps");
   auto* o_thr = c->add_option("--threads", a->threads, "CPU threads (0: all available cores)");
+  auto* o_prec = add_precision_options(c, a->precision, a->force_precision);
   auto* o_sched = c->add_option("--schedule", a->schedule, "Beta schedule: linear | cosine");
   auto* o_T = c->add_option("--timesteps", a->timesteps, "Diffusion steps T");
   auto* o_pred = c->add_option("--prediction", a->prediction, "What the network predicts: eps | x0 | v (v = √ᾱ ε − √(1−ᾱ) x_0)")
@@ -176,6 +179,7 @@ Command add_train(CLI::App& root) {
     if (o_snum->count()) t.sample_num = a->sample_num;
     if (o_log->count()) t.log_every = a->log_every;
     if (o_thr->count()) t.threads = a->threads;
+    if (o_prec->count()) t.precision = a->precision;
     if (o_flip->count()) t.flip = a->flip;
     if (o_sched->count()) cfg.diffusion.schedule = a->schedule;
     if (o_T->count()) cfg.diffusion.timesteps = a->timesteps;
@@ -282,6 +286,7 @@ Command add_train(CLI::App& root) {
                                            : t.eval_features,
                                        "--eval-features");
     }
+    check_precision(parse_precision(t.precision), device, a->force_precision);
     // Workers on one machine share its cores: each gets its part unless --threads says otherwise.
     set_threads(t.threads == 0 && env.active ? std::max(1, available_cores() / std::max(1, env.local_world_size))
                                              : t.threads);

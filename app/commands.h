@@ -40,6 +40,9 @@ void ensure_writable_parent(const std::string& file, const std::string& what);
 // $DDPM_CACHE_DIR, else $XDG_CACHE_HOME/ddpm, else ~/.cache/ddpm: reference statistics, the Inception file.
 std::string default_cache_dir();
 
+// --precision fp32|bf16 and --force-precision (nn/precision.h), the same on every command that runs the network.
+CLI::Option* add_precision_options(CLI::App* c, std::string& precision, bool& force);
+
 // The held-out split of a dataset spec: BASE@test for the IDX and CIFAR-10 readers. An image folder has none:
 // throws telling the user to give one with `flag`.
 std::string test_split_of(const std::string& spec, const std::string& flag);

@@ -93,4 +93,13 @@ std::string default_features_for(int64_t channels, int64_t height, int64_t width
   return channels == 1 && height == 28 && width == 28 ? kFmnistClassifierName : kInceptionName;
 }
 
+CLI::Option* add_precision_options(CLI::App* c, std::string& precision, bool& force) {
+  auto* o = c->add_option("--precision", precision,
+                          "fp32 | bf16: mixed precision (bf16 convolutions and matmuls, fp32 norms, softmax and "
+                          "weights); needs native bf16 on a CPU (ddpm --version says)")
+                ->check(CLI::IsMember({"fp32", "bf16"}));
+  c->add_flag("--force-precision", force, "Run bf16 even where the CPU only emulates it (slower than fp32)");
+  return o;
+}
+
 }  // namespace ddpm::app

@@ -1,5 +1,8 @@
 """PyTorch reference for `ddpm bench`: the same DDPM UNet (same parameter count) and the same training step
 (forward, L_simple, backward, global-norm clipping, Adam, EMA), printing the same JSON as `ddpm bench`.
+Configurations an expert would try on a CPU: --precision bf16 (torch.autocast on the CPU, GroupNorm run in fp32
+by hand because PyTorch 1.13's CPU GroupNorm refuses bf16 input with fp32 weights), --channels-last (NHWC
+activations and weights), --compile (PyTorch >= 2).
 
 Run with Debian's Python (python3-torch): /usr/bin/python3 bench/torch_reference.py --preset fmnist --mode train
 For side-by-side comparisons only; nothing in the project imports it.
@@ -25,13 +28,20 @@ def timestep_embedding(t, dim):
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm computed in fp32 whatever the input dtype (the usual fix for CPU autocast in PyTorch 1.13)."""
+
+    def forward(self, x):
+        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps)
+
+
 class ResBlock(nn.Module):
     def __init__(self, cin, cout, tch, dropout):
         super().__init__()
-        self.norm1 = nn.GroupNorm(32, cin, eps=1e-6)
+        self.norm1 = GroupNorm32(32, cin, eps=1e-6)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.temb_proj = nn.Linear(tch, cout)
-        self.norm2 = nn.GroupNorm(32, cout, eps=1e-6)
+        self.norm2 = GroupNorm32(32, cout, eps=1e-6)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.nin_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
@@ -46,7 +56,7 @@ class ResBlock(nn.Module):
 class AttnBlock(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.norm = nn.GroupNorm(32, c, eps=1e-6)
+        self.norm = GroupNorm32(32, c, eps=1e-6)
         self.q, self.k, self.v, self.proj_out = (nn.Conv2d(c, c, 1) for _ in range(4))
 
     def forward(self, x):
@@ -102,7 +112,7 @@ class UNet(nn.Module):
                 res *= 2
             ups[i] = lvl
         self.up = nn.ModuleList(ups)
-        self.norm_out = nn.GroupNorm(32, cur, eps=1e-6)
+        self.norm_out = GroupNorm32(32, cur, eps=1e-6)
         self.conv_out = nn.Conv2d(cur, channels, 3, padding=1)
 
     def forward(self, x, t):
@@ -138,25 +148,31 @@ def main():
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (PyTorch >= 2)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: torch.autocast mixed precision")
+    ap.add_argument("--channels-last", action="store_true", help="NHWC activations and weights")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = PRESETS[a.preset]
     dev = torch.device(a.device)
-    net = UNet(**cfg).to(dev)
-    ema = UNet(**cfg).to(dev).eval().requires_grad_(False)
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    net = UNet(**cfg).to(dev, memory_format=fmt)
+    ema = UNet(**cfg).to(dev, memory_format=fmt).eval().requires_grad_(False)
     ema.load_state_dict(net.state_dict())
     model = torch.compile(net) if a.compile else net
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
     B, S, C = a.batch_size, cfg["image_size"], cfg["channels"]
     ac = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float().to(dev)
-    x0 = torch.rand(B, C, S, S, device=dev) * 2 - 1
+    x0 = (torch.rand(B, C, S, S, device=dev) * 2 - 1).contiguous(memory_format=fmt)
+    autocast = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
 
     def train_step():
         t = torch.randint(0, 1000, (B,), device=dev)
         eps = torch.randn_like(x0)
         a_t = ac[t].view(B, 1, 1, 1)
         x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * eps
-        loss = F.mse_loss(model(x_t, t), eps)
+        with autocast():
+            out = model(x_t, t)
+        loss = F.mse_loss(out.float(), eps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -166,9 +182,10 @@ def main():
                 pe.lerp_(p, 1 - 0.9999)
         return loss
 
-    def sample_step(x=torch.randn(B, C, S, S, device=dev), t=torch.randint(0, 1000, (B,), device=dev)):
-        with torch.no_grad():
-            return ema(x, t)
+    def sample_step(x=torch.randn(B, C, S, S, device=dev).contiguous(memory_format=fmt),
+                    t=torch.randint(0, 1000, (B,), device=dev)):
+        with torch.no_grad(), autocast():
+            return ema(x, t).float()
 
     step = train_step if a.mode == "train" else sample_step
     for _ in range(a.warmup):
@@ -184,7 +201,8 @@ def main():
     images = B * a.iters
     out = {"preset": a.preset, "mode": a.mode, "device": str(dev), "threads": a.threads, "batch_size": B,
            "iters": a.iters, "seconds": secs, "parameters": sum(p.numel() for p in net.parameters()),
-           "torch_version": torch.__version__, "impl": "pytorch" + ("-compile" if a.compile else "-eager")}
+           "torch_version": torch.__version__, "impl": "pytorch" + ("-compile" if a.compile else "-eager"),
+           "precision": a.precision, "layout": "nhwc" if a.channels_last else "nchw"}
     out["images_per_sec" if a.mode == "train" else "image_nfe_per_sec"] = images / secs
     print(json.dumps(out))
 

@@ -290,3 +290,31 @@ TEST(Train, DatasetMustMatchModel) {
   d.images = torch::zeros({2, 3, 28, 28}, torch::kUInt8);
   EXPECT_THROW(Trainer(tiny_config(2), d, torch::kCPU), std::runtime_error);
 }
+
+TEST(Train, FusedAdamStepWithClippingAndEmaMatchesTheOps) {
+  // Adam::step(lr, scale, ema, decay) fuses g·scale, both moments, θ and the EMA in one pass: the same numbers as
+  // the separate LibTorch ops (up to float rounding of the fused expression).
+  torch::manual_seed(2);
+  auto p = torch::randn({1000}, torch::requires_grad());
+  auto ema = p.detach().clone();
+  auto q = p.detach().clone();
+  auto m = torch::zeros({1000}), v = torch::zeros({1000}), ema_ref = ema.clone();
+  Adam ours({p});
+  const double lr = 1e-2, scale = 0.3, decay = 0.9;
+  std::vector<torch::Tensor> emas{ema};
+  for (int t = 1; t <= 4; ++t) {
+    auto g = torch::randn({1000});
+    p.mutable_grad() = g.clone();
+    ours.step(lr, scale, &emas, decay);
+    auto gs = g * scale;
+    m = 0.9 * m + 0.1 * gs;
+    v = 0.999 * v + 0.001 * gs * gs;
+    const double bc1 = 1 - std::pow(0.9, t), bc2 = 1 - std::pow(0.999, t);
+    q = q - lr / bc1 * m / (v.sqrt() / std::sqrt(bc2) + 1e-8);
+    ema_ref = decay * ema_ref + (1 - decay) * q;
+  }
+  EXPECT_TRUE(torch::allclose(p.detach(), q, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(emas[0], ema_ref, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(ours.exp_avg()[0], m, 1e-5, 1e-7));
+  EXPECT_TRUE(torch::allclose(ours.exp_avg_sq()[0], v, 1e-5, 1e-9));
+}

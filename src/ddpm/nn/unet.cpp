@@ -1,6 +1,9 @@
 // unet.cpp — see unet.h. Size legend: B batch, C channels, H×W spatial, D time-embedding width, N = H·W.
 #include "ddpm/nn/unet.h"
 
+#include "ddpm/nn/dropout.h"
+#include "ddpm/nn/group_norm_silu.h"
+
 #include <torch/version.h>
 
 #include <cmath>
@@ -40,6 +43,16 @@ nn::GroupNorm group_norm(int64_t ch) { return nn::GroupNorm(nn::GroupNormOptions
 // SiLU; in place when no gradient is recorded (sampling), which saves an allocation per activation.
 torch::Tensor act(torch::Tensor x) { return torch::GradMode::is_enabled() ? torch::silu(x) : torch::silu_(x); }
 
+// silu(GroupNorm(x + add)) (add [B,C] or undefined), or without the SiLU: fused kernels for NHWC on the CPU
+// (group_norm_silu.h); NCHW fp32 keeps LibTorch's GroupNorm, bit for bit the network as it always was.
+torch::Tensor norm_act(nn::GroupNorm n, const torch::Tensor& x, const torch::Tensor& add, bool silu) {
+  if (!group_norm_silu_fused(x) && x.scalar_type() == torch::kFloat32) {
+    auto z = add.defined() ? x + add.unsqueeze(-1).unsqueeze(-1) : x;  // [B,C,H,W]
+    return silu ? act(n(z)) : n(z);
+  }
+  return group_norm_silu(x, add, n->weight, n->bias, n->options.num_groups(), n->options.eps(), silu);
+}
+
 double conv_flops(int64_t hw, int64_t in, int64_t out, int64_t k) { return 2.0 * hw * in * out * k * k; }
 
 // One resolution level of the encoder or decoder: its ResBlocks, attention after each (if any), and the
@@ -55,6 +68,15 @@ struct LevelImpl : nn::Module {
 TORCH_MODULE(Level);
 
 }  // namespace
+
+ComputeMode compute_mode_for(Precision p, const torch::Device& device) {
+  ComputeMode m;
+  m.precision = p;
+  // fp32 stays NCHW: NHWC measured within noise of it in fp32 (oneDNN's fp32 NHWC convolutions gain little on
+  // 2 cores; LibTorch's NCHW GroupNorm is fast), and NCHW keeps fp32 results bit for bit those of earlier builds.
+  m.channels_last = device.is_cpu() && p == Precision::bf16;
+  return m;
+}
 
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim) {
   // DDPM get_timestep_embedding: emb_i = t · exp(−log(10000) · i / (half − 1)), then [sin, cos].
@@ -77,11 +99,12 @@ ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, doubl
   if (in_ch != out_ch) nin_shortcut = register_module("nin_shortcut", conv(in_ch, out_ch, 1));
 }
 
-torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  auto h = conv1(act(norm1(x)));                                        // [B,Cout,H,W]
-  h = h + temb_proj(torch::silu(temb)).unsqueeze(-1).unsqueeze(-1);     // + [B,Cout,1,1]
-  h = conv2(drop(act(norm2(h))));                                       // [B,Cout,H,W]
-  return (nin_shortcut ? nin_shortcut(x) : x) + h;                      // [B,Cout,H,W]
+torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb, WeightCast& wc) {
+  auto h = wc.conv(conv1, norm_act(norm1, x, {}, true));                // [B,Cout,H,W]
+  auto e = temb_proj(torch::silu(temb));                                // [B,Cout] fp32, added before norm2
+  h = norm_act(norm2, h, e, true);                                      // [B,Cout,H,W]
+  h = wc.conv(conv2, hashed_dropout(h, drop->options.p(), is_training()));
+  return (nin_shortcut ? wc.conv(nin_shortcut, x) : x) + h;             // [B,Cout,H,W]
 }
 
 AttnBlockImpl::AttnBlockImpl(int64_t ch) {
@@ -92,12 +115,27 @@ AttnBlockImpl::AttnBlockImpl(int64_t ch) {
   proj_out = register_module("proj_out", conv(ch, ch, 1, 1, 1e-10));
 }
 
-torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
+torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x, WeightCast& wc) {
   const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto h = norm(x);
-  auto qt = q(h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
-  auto kt = k(h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
-  auto vt = v(h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+    // NHWC: the normalised map is already [B,N,C] in memory, so Q, K, V are one [N,C]x[C,3C] matmul with no
+    // transposes, and the output [B,N,C] is NHWC again. Scores in x's dtype, softmax in fp32.
+    const double scale = 1.0 / std::sqrt(static_cast<double>(C));
+    auto h = norm_act(norm, x, {}, false).permute({0, 2, 3, 1}).reshape({B, H * W, C});  // [B,N,C]
+    auto w_qkv = torch::cat({q->weight, k->weight, v->weight}, 0).reshape({3 * C, C});   // [3C,C]
+    auto b_qkv = torch::cat({q->bias, k->bias, v->bias}, 0);                             // [3C]
+    auto qkv = wc.linear(h, w_qkv, b_qkv);                                               // [B,N,3C]
+    auto qt = qkv.slice(2, 0, C), kt = qkv.slice(2, C, 2 * C), vt = qkv.slice(2, 2 * C);  // [B,N,C] each
+    auto s = torch::bmm(qt, kt.transpose(1, 2)).mul_(scale);                             // [B,N,N]
+    auto w = torch::softmax(s.to(torch::kFloat32), -1).to(x.scalar_type());             // [B,N,N]
+    auto o = torch::bmm(w, vt);                                                          // [B,N,C]
+    o = wc.linear(o, proj_out->weight.reshape({C, C}), proj_out->bias);                  // [B,N,C]
+    return x + o.reshape({B, H, W, C}).permute({0, 3, 1, 2});                            // [B,C,H,W] NHWC
+  }
+  auto h = norm_act(norm, x, {}, false);
+  auto qt = wc.conv(q, h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
+  auto kt = wc.conv(k, h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
+  auto vt = wc.conv(v, h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
 #if TORCH_VERSION_MAJOR >= 2
   // Fused softmax(QKᵀ/√C)V (flash / memory-efficient kernels where the device has them).
   auto o = at::scaled_dot_product_attention(qt.unsqueeze(1), kt.unsqueeze(1), vt.unsqueeze(1)).squeeze(1);  // [B,N,C]
@@ -106,7 +144,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   auto o = torch::bmm(w, vt);  // [B,N,C]
 #endif
   o = o.transpose(1, 2).reshape({B, C, H, W});  // [B,C,H,W]
-  return x + proj_out(o);
+  return x + wc.conv(proj_out, o);
 }
 
 UNetImpl::UNetImpl(const ModelConfig& cfg) : cfg_(cfg) {
@@ -232,34 +270,75 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
     TORCH_CHECK(!y.defined(), "this model is unconditional (num_classes = 0) but labels were given");
   }
 
-  std::vector<torch::Tensor> hs{conv_in(x)};              // [B, ch, H, W]
+  // Activations in the compute dtype and layout; the time embedding stays fp32 (it is [B, D], nothing to gain).
+  auto xin = x.to(compute_dtype(mode_.precision));        // [B, C, H, W]
+  if (mode_.channels_last && x.device().is_cpu()) xin = xin.contiguous(at::MemoryFormat::ChannelsLast);
+  auto h0 = cast_.conv(conv_in, xin);                       // [B, ch, H, W]
+  // A one-channel image is as much NCHW as NHWC, so oneDNN returns NCHW here; from this map on (C > 1) every
+  // op keeps the layout of its input.
+  if (mode_.channels_last && x.device().is_cpu()) h0 = h0.contiguous(at::MemoryFormat::ChannelsLast);
+  std::vector<torch::Tensor> hs{h0};
   for (int64_t i = 0; i < L; ++i) {
     auto* level = down[i]->as<LevelImpl>();
     for (int64_t j = 0; j < cfg_.num_res_blocks; ++j) {
-      auto h = level->block[j]->as<ResBlockImpl>()->forward(hs.back(), temb);
-      if (!level->attn->is_empty()) h = level->attn[j]->as<AttnBlockImpl>()->forward(h);
+      auto h = level->block[j]->as<ResBlockImpl>()->forward(hs.back(), temb, cast_);
+      if (!level->attn->is_empty()) h = level->attn[j]->as<AttnBlockImpl>()->forward(h, cast_);
       hs.push_back(h);
     }
-    if (level->resample) hs.push_back(level->resample(hs.back()));  // [B, C, H/2, W/2]
+    if (level->resample) hs.push_back(cast_.conv(level->resample, hs.back()));  // [B, C, H/2, W/2]
   }
 
-  auto h = mid_block_1(hs.back(), temb);
-  h = mid_attn_1(h);
-  h = mid_block_2(h, temb);
+  auto h = mid_block_1->forward(hs.back(), temb, cast_);
+  h = mid_attn_1->forward(h, cast_);
+  h = mid_block_2->forward(h, temb, cast_);
 
   for (int64_t i = L - 1; i >= 0; --i) {
     auto* level = up[i]->as<LevelImpl>();
     for (int64_t j = 0; j < cfg_.num_res_blocks + 1; ++j) {
-      h = level->block[j]->as<ResBlockImpl>()->forward(torch::cat({h, hs.back()}, 1), temb);
+      h = level->block[j]->as<ResBlockImpl>()->forward(torch::cat({h, hs.back()}, 1), temb, cast_);
       hs.pop_back();
-      if (!level->attn->is_empty()) h = level->attn[j]->as<AttnBlockImpl>()->forward(h);
+      if (!level->attn->is_empty()) h = level->attn[j]->as<AttnBlockImpl>()->forward(h, cast_);
     }
     if (level->resample) {
       h = torch::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2});  // [B, C, 2H, 2W]
-      h = level->resample(h);
+      h = cast_.conv(level->resample, h);
     }
   }
-  return conv_out(act(norm_out(h)));  // [B, C_img, H, W]
+  auto out = cast_.conv(conv_out, norm_act(norm_out, h, {}, true));  // [B, C_img, H, W]
+  return out.to(torch::kFloat32).contiguous();                        // fp32, NCHW whatever the compute mode
+}
+
+torch::Tensor WeightCast::cast(const torch::Tensor& w, torch::ScalarType dt, bool channels_last) {
+  if (!w.defined()) return w;
+  const auto fmt = channels_last && w.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  if (torch::GradMode::is_enabled()) return w.to(dt).contiguous(fmt);  // differentiable: the gradient reaches w
+  if (w.scalar_type() == dt && w.is_contiguous(fmt)) return w;
+  // Inference: cast (and reorder) once per weight version instead of in every forward pass (oneDNN reorders an
+  // NCHW weight to NHWC on every call otherwise).
+  auto& e = cache_[w.unsafeGetTensorImpl()];
+  if (e.version != static_cast<int64_t>(w._version()) || e.data != w.data_ptr() || !e.value.defined() ||
+      e.value.scalar_type() != dt || !e.value.is_contiguous(fmt)) {
+    e.value = w.to(dt).contiguous(fmt);
+    e.version = static_cast<int64_t>(w._version());
+    e.data = w.data_ptr();
+  }
+  return e.value;
+}
+
+torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
+  const bool cl = x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
+  if (x.scalar_type() == c->weight.scalar_type() && (!cl || torch::GradMode::is_enabled())) return c(x);
+  // Every conv of the UNet pads k/2 (conv() above), so the padding follows from the kernel size.
+  const auto& o = c->options;
+  const std::vector<int64_t> pad{(*o.kernel_size())[0] / 2, (*o.kernel_size())[1] / 2};
+  return torch::conv2d(x, cast(c->weight, x.scalar_type(), cl), cast(c->bias, x.scalar_type(), false), *o.stride(), pad,
+                       *o.dilation(), o.groups());
+}
+
+torch::Tensor WeightCast::linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  // w and b may be temporaries (a concatenation): cast them directly rather than through the cache.
+  if (x.scalar_type() == w.scalar_type()) return torch::linear(x, w, b);
+  return torch::linear(x, w.to(x.scalar_type()), b.to(x.scalar_type()));
 }
 
 int64_t count_parameters(torch::nn::Module& m) {

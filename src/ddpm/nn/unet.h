@@ -6,18 +6,51 @@
 // Size legend: B batch, C channels, H×W spatial, D = 4·ch time-embedding width, N = H·W tokens.
 #pragma once
 
+#include "ddpm/nn/precision.h"
 #include "ddpm/util/config.h"
 
 #include <torch/torch.h>
 
+#include <unordered_map>
+
 namespace ddpm {
+
+// How a network computes (set on the UNet; samplers and the trainer never see it). Parameters stay fp32 either
+// way. channels_last: NHWC activations on the CPU (oneDNN's NHWC convolutions are 2-4× faster than NCHW here,
+// and the fused GroupNorm kernels need it).
+struct ComputeMode {
+  Precision precision = Precision::fp32;
+  bool channels_last = false;
+};
+
+// The compute mode for a precision on a device: bf16 on the CPU in NHWC, fp32 and other devices in NCHW.
+ComputeMode compute_mode_for(Precision p, const torch::Device& device);
+
+// The convolution of `c` on x, in x's dtype: fp32 calls the module; bf16 casts the fp32 weights (differentiable
+// while gradients are recorded; cached per weight version otherwise).
+class WeightCast {
+ public:
+  torch::Tensor conv(torch::nn::Conv2d c, const torch::Tensor& x);
+  torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
+  // w in dtype dt (and channels-last for a 4-D weight when asked).
+  torch::Tensor cast(const torch::Tensor& w, torch::ScalarType dt, bool channels_last);
+
+ private:
+  struct Entry {
+    int64_t version = -1;
+    const void* data = nullptr;  // with the version: a weight replaced in place or re-allocated is re-cast
+    torch::Tensor value;
+  };
+  std::unordered_map<const void*, Entry> cache_;
+};
 
 // Sinusoidal embedding of (float) timesteps, as in Transformer / DDPM: [B] -> [B, dim].
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim);
 
 struct ResBlockImpl : torch::nn::Module {
   ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, double dropout);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);  // [B,Cin,H,W], [B,D] -> [B,Cout,H,W]
+  // [B,Cin,H,W] (fp32 or bf16, NCHW or NHWC), [B,D] fp32 -> [B,Cout,H,W] of x's dtype and layout
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb, WeightCast& wc);
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, nin_shortcut{nullptr};
   torch::nn::Linear temb_proj{nullptr};
@@ -27,7 +60,7 @@ TORCH_MODULE(ResBlock);
 
 struct AttnBlockImpl : torch::nn::Module {
   explicit AttnBlockImpl(int64_t ch);
-  torch::Tensor forward(const torch::Tensor& x);  // [B,C,H,W] -> [B,C,H,W]
+  torch::Tensor forward(const torch::Tensor& x, WeightCast& wc);  // [B,C,H,W] -> [B,C,H,W], x's dtype and layout
   torch::nn::GroupNorm norm{nullptr};
   torch::nn::Conv2d q{nullptr}, k{nullptr}, v{nullptr}, proj_out{nullptr};
 };
@@ -41,10 +74,15 @@ struct UNetImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y = {});
 
   const ModelConfig& config() const { return cfg_; }
+  // Precision and layout of the forward pass (default fp32, NCHW). bf16 activations in, fp32 out.
+  void set_compute(ComputeMode m) { mode_ = m; }
+  const ComputeMode& compute() const { return mode_; }
   // Forward-pass floating-point operations for one image (2 per multiply-add; convs, linears, attention).
   double forward_flops_per_image() const { return flops_; }
 
   ModelConfig cfg_;
+  ComputeMode mode_;
+  WeightCast cast_;
   double flops_ = 0;
   torch::nn::Linear temb_dense0{nullptr}, temb_dense1{nullptr};
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};

@@ -1,6 +1,8 @@
 // optim.cpp — see optim.h.
 #include "ddpm/train/optim.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -14,18 +16,59 @@ Adam::Adam(std::vector<torch::Tensor> params, double beta1, double beta2, double
   }
 }
 
-void Adam::step(double lr) {
+namespace {
+
+// One parameter on the CPU (fp32, contiguous), in place. The same arithmetic as the LibTorch ops below.
+// c1 = 1 − β1 and c2 = 1 − β2 are rounded from double, as LibTorch rounds its scalar arguments.
+void adam_ema_cpu(float* p, const float* g, float* m, float* v, float* ema, int64_t n, float gs, float b1, float b2,
+                  float c1, float c2, float inv_sqrt_bc2, float eps, float step_size, float ema_w) {
+  at::parallel_for(0, n, 16384, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float gi = g[i] * gs;
+      const float mi = m[i] * b1 + c1 * gi;
+      const float vi = v[i] * b2 + c2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    }
+    if (ema)
+      for (int64_t i = i0; i < i1; ++i) ema[i] += ema_w * (p[i] - ema[i]);
+  });
+}
+
+bool fusable(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
+}
+
+}  // namespace
+
+void Adam::step(double lr, double grad_scale, std::vector<torch::Tensor>* ema, double decay) {
   torch::NoGradGuard ng;
   ++t_;
   const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
   const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
   for (size_t i = 0; i < params_.size(); ++i) {
-    const auto& g = params_[i].grad();
-    if (!g.defined()) continue;
-    m_[i].mul_(beta1_).add_(g, 1.0 - beta1_);                    // m_t = β1 m + (1 − β1) g
-    v_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);             // v_t = β2 v + (1 − β2) g²
+    auto& p = params_[i];
+    const auto& g = p.grad();
+    torch::Tensor* e = ema ? &(*ema)[i] : nullptr;
+    if (!g.defined()) {
+      if (e) e->lerp_(p, 1.0 - decay);
+      continue;
+    }
+    if (fusable(p) && fusable(g) && fusable(m_[i]) && fusable(v_[i]) && (!e || fusable(*e))) {
+      adam_ema_cpu(p.data_ptr<float>(), g.data_ptr<float>(), m_[i].data_ptr<float>(), v_[i].data_ptr<float>(),
+                   e ? e->data_ptr<float>() : nullptr, p.numel(), static_cast<float>(grad_scale),
+                   static_cast<float>(beta1_), static_cast<float>(beta2_), static_cast<float>(1.0 - beta1_),
+                   static_cast<float>(1.0 - beta2_), static_cast<float>(1.0 / std::sqrt(bc2)),
+                   static_cast<float>(eps_), static_cast<float>(lr / bc1), static_cast<float>(1.0 - decay));
+      continue;
+    }
+    auto gs = grad_scale == 1.0 ? g : g * grad_scale;
+    m_[i].mul_(beta1_).add_(gs, 1.0 - beta1_);                   // m_t = β1 m + (1 − β1) g
+    v_[i].mul_(beta2_).addcmul_(gs, gs, 1.0 - beta2_);           // v_t = β2 v + (1 − β2) g²
     auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(eps_);     // √v̂_t + ε
-    params_[i].addcdiv_(m_[i], denom, -lr / bc1);                // θ −= α m̂_t / (√v̂_t + ε)
+    p.addcdiv_(m_[i], denom, -lr / bc1);                         // θ −= α m̂_t / (√v̂_t + ε)
+    if (e) e->lerp_(p, 1.0 - decay);                             // ema ← d·ema + (1−d)·θ
   }
 }
 

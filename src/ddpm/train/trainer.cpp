@@ -59,6 +59,10 @@ Trainer::Trainer(Config cfg, Dataset data, torch::Device device, std::shared_ptr
   ema_ = UNet(cfg_.model);
   model_->to(device_);
   ema_->to(device_);
+  // Mixed precision changes how the forward pass computes, not the weights: params, Adam and the EMA stay fp32.
+  const auto mode = compute_mode_for(parse_precision(cfg_.train.precision), device_);
+  model_->set_compute(mode);
+  ema_->set_compute(mode);
   params_ = model_->parameters();
   comm_->broadcast(params_, 0);  // identical initial weights on every rank
   ema_params_ = ema_->parameters();
@@ -193,13 +197,10 @@ StepStats Trainer::train_step(bool stop_requested) {
   // on any rank reaches all of them through the averaging, and all skip together.
   s.skipped = !std::isfinite(s.loss) || !std::isfinite(s.grad_norm);
   if (!s.skipped) {
-    if (cfg_.train.grad_clip > 0 && s.grad_norm > cfg_.train.grad_clip) {
-      const double scale = cfg_.train.grad_clip / (s.grad_norm + 1e-6);
-      for (auto& g : grads) g.mul_(scale);
-    }
-    opt_->step(s.lr);
-    const double d = ema_decay_at(cfg_.train.ema_decay, step_);
-    for (size_t i = 0; i < params_.size(); ++i) ema_params_[i].lerp_(params_[i], 1.0 - d);  // ema ← d·ema + (1−d)·θ
+    double scale = 1.0;
+    if (cfg_.train.grad_clip > 0 && s.grad_norm > cfg_.train.grad_clip) scale = cfg_.train.grad_clip / (s.grad_norm + 1e-6);
+    // Clipping, Adam and the EMA (ema ← d·ema + (1−d)·θ) in one pass per parameter (optim.h).
+    opt_->step(s.lr, scale, &ema_params_, ema_decay_at(cfg_.train.ema_decay, step_));
   }
   ++step_;
   return s;

@@ -93,7 +93,8 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
         FIELD(train, seed, uint64_t), FIELD(train, save_every, int64_t), FIELD(train, sample_every, int64_t),
         FIELD(train, keep_checkpoints, int64_t), FIELD(train, max_nonfinite, int64_t),
         FIELD(train, sample_num, int64_t), FIELD(train, sample_steps, int64_t), FIELD(train, log_every, int64_t),
-        FIELD(train, device, std::string), FIELD(train, threads, int64_t), FIELD(train, tensorboard, bool),
+        FIELD(train, device, std::string), FIELD(train, threads, int64_t), FIELD(train, precision, std::string),
+        FIELD(train, tensorboard, bool),
         FIELD(train, cache, std::string), FIELD(train, allow_upscale, bool), FIELD(train, skip_bad_images, bool),
         FIELD(train, eval_every, int64_t), FIELD(train, eval_samples, int64_t), FIELD(train, eval_sampler, std::string),
         FIELD(train, eval_steps, int64_t), FIELD(train, eval_ref, std::string), FIELD(train, eval_features, std::string)}},
@@ -189,7 +190,7 @@ toml::table to_table(const Config& c) {
                     {"keep_checkpoints", t.keep_checkpoints}, {"max_nonfinite", t.max_nonfinite},
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
                     {"sample_steps", t.sample_steps}, {"log_every", t.log_every}, {"device", t.device},
-                    {"threads", t.threads}, {"tensorboard", t.tensorboard}, {"cache", t.cache},
+                    {"threads", t.threads}, {"precision", t.precision}, {"tensorboard", t.tensorboard}, {"cache", t.cache},
                     {"allow_upscale", t.allow_upscale}, {"skip_bad_images", t.skip_bad_images},
                     {"eval_every", t.eval_every}, {"eval_samples", t.eval_samples}, {"eval_sampler", t.eval_sampler},
                     {"eval_steps", t.eval_steps}, {"eval_ref", t.eval_ref}, {"eval_features", t.eval_features}};
@@ -253,7 +254,8 @@ const std::vector<std::string>& resume_mutable_fields() {
       "train.out",          "train.steps",       "train.save_every", "train.keep_checkpoints", "train.max_nonfinite",
       "train.sample_every", "train.sample_num",  "train.sample_steps", "train.log_every",      "train.device",
       "train.threads",      "train.tensorboard", "train.cache",      "train.skip_bad_images", "train.eval_every",
-      "train.eval_samples", "train.eval_sampler", "train.eval_steps", "train.eval_ref",     "train.eval_features"};
+      "train.eval_samples", "train.eval_sampler", "train.eval_steps", "train.eval_ref",     "train.eval_features",
+      "train.precision"};
   return f;
 }
 
@@ -315,6 +317,7 @@ void validate(const Config& c) {
   need(t.eval_samples >= 2, "train.eval_samples must be >= 2");
   need(t.eval_steps > 0, "train.eval_steps must be positive");
   need(t.threads >= 0, "train.threads must be >= 0");
+  need(t.precision == "fp32" || t.precision == "bf16", "train.precision must be fp32 or bf16, got '" + t.precision + "'");
   need(t.device == "auto" || t.device == "cpu" || t.device == "cuda",
        "train.device must be auto, cpu or cuda, got '" + t.device + "'");
 }

@@ -51,6 +51,7 @@ struct TrainConfig {
   int64_t log_every = 50;              // metrics.jsonl / plain log interval
   std::string device = "auto";         // auto | cpu | cuda
   int64_t threads = 0;                 // torch intra-op threads, 0 = cores available
+  std::string precision = "fp32";      // fp32 | bf16 mixed precision (nn/precision.h); fp32 weights either way
   bool tensorboard = true;             // TensorBoard event file in out/tensorboard/ (tensorboard.h)
   // Image folders (images:DIR, image_folder.h): decoded once into a memory-mapped uint8 cache.
   std::string cache;                   // cache file ("" = out/data-cache.bin)

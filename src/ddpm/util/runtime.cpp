@@ -2,6 +2,7 @@
 #include "ddpm/util/runtime.h"
 
 #include "ddpm/train/distributed.h"
+#include "ddpm/util/cpu_features.h"
 #include "ddpm/util/version.h"
 
 #include <torch/version.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
 
@@ -32,7 +34,14 @@ int available_cores() {
 int set_threads(int64_t n) {
   const int threads = n > 0 ? static_cast<int>(n) : available_cores();
   torch::set_num_threads(threads);
+  single_threaded_blas();
   return threads;
+}
+
+void single_threaded_blas() {
+  // Looked up at run time: the BLAS under LibTorch is OpenBLAS on Debian, MKL or none in other builds.
+  using SetThreads = void (*)(int);
+  if (auto* f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(1);
 }
 
 void tune_allocator() {
@@ -85,6 +94,9 @@ std::string build_description() {
   } else {
     os << "CUDA: not built in (CPU only)\n";
   }
+  const auto& cpu = cpu_features();
+  os << "CPU: " << (cpu.model.empty() ? "unknown model" : cpu.model) << "; ISA " << cpu.list() << "; bf16 "
+     << (cpu.native_bf16() ? "native (--precision bf16 pays)" : "emulated (--precision bf16 is refused)") << "\n";
   os << "c10d backends:" << (have_gloo() ? " gloo" : "") << (have_nccl() ? " nccl" : "")
      << (!have_gloo() && !have_nccl() ? " none (single process only)" : "");
   return os.str();
