@@ -3,6 +3,7 @@
 
 #include "ddpm/nn/dropout.h"
 #include "ddpm/nn/group_norm_silu.h"
+#include "ddpm/util/cpu_features.h"
 
 #include <torch/version.h>
 
@@ -331,6 +332,12 @@ torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
   // Every conv of the UNet pads k/2 (conv() above), so the padding follows from the kernel size.
   const auto& o = c->options;
   const std::vector<int64_t> pad{(*o.kernel_size())[0] / 2, (*o.kernel_size())[1] / 2};
+  if (x.scalar_type() == torch::kBFloat16 && x.device().is_cpu() && !cpu_features().native_bf16()) {
+    // Forced bf16 on a CPU without it (tests, --force-precision): LibTorch's bf16 convolutions need AVX-512 or
+    // fall back to slow paths, so convolve in fp32 and round the result to bf16, as a bf16 conv rounds its output.
+    auto y = torch::conv2d(x.to(torch::kFloat32), c->weight, c->bias, *o.stride(), pad, *o.dilation(), o.groups());
+    return y.to(torch::kBFloat16);
+  }
   return torch::conv2d(x, cast(c->weight, x.scalar_type(), cl), cast(c->bias, x.scalar_type(), false), *o.stride(), pad,
                        *o.dilation(), o.groups());
 }
