@@ -119,6 +119,7 @@ TEST(Checkpoint, SaveLoadGivesIdenticalWeightsAndSamples) {
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i].value(), pb[i].value())) << pa[i].key();
 
   net->eval();
+  net->set_compute(loaded->compute());  // the same arithmetic (load_sampling_model picks NHWC on the CPU)
   Schedule s(BetaSchedule::Linear, 1000);
   auto sample = [&](UNet& m) {
     torch::NoGradGuard ng;

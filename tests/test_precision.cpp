@@ -210,7 +210,25 @@ TEST(TrainerPrecision, Bf16TrainingKeepsFp32StateAndTracksFp32Loss) {
     cfg.train.precision = k == 0 ? "fp32" : "bf16";
     Trainer tr(cfg, d, torch::kCPU);
     EXPECT_EQ(tr.model()->compute().precision, k == 0 ? Precision::fp32 : Precision::bf16);
+    EXPECT_TRUE(tr.ema()->compute().channels_last);  // NHWC on the CPU in both precisions
+    auto probe = torch::randn({2, 1, 28, 28});
+    auto probe_t = torch::tensor({10, 900});
+    {
+      torch::NoGradGuard ng;
+      tr.ema()->forward(probe, probe_t);  // fills the EMA's cache of inference weights
+    }
     for (int i = 0; i < 6; ++i) loss[k].push_back(tr.train_step().loss);
+    {
+      // The fused Adam/EMA step writes through raw pointers: the cache must still see the new EMA weights.
+      torch::NoGradGuard ng;
+      UNet fresh(cfg.model);
+      auto src = tr.ema()->parameters();
+      auto dst = fresh->parameters();
+      for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+      fresh->eval();
+      fresh->set_compute(tr.ema()->compute());
+      EXPECT_TRUE(torch::equal(tr.ema()->forward(probe, probe_t), fresh->forward(probe, probe_t)));
+    }
     if (k == 1) {
       const auto path = (dir / "bf16.safetensors").string();
       tr.save(path);

@@ -23,7 +23,7 @@ struct ComputeMode {
   bool channels_last = false;
 };
 
-// The compute mode for a precision on a device: bf16 on the CPU in NHWC, fp32 and other devices in NCHW.
+// The compute mode for a precision on a device: NHWC on the CPU, NCHW on other devices (cuDNN picks its own).
 ComputeMode compute_mode_for(Precision p, const torch::Device& device);
 
 // The convolution of `c` on x, in x's dtype: fp32 calls the module; bf16 casts the fp32 weights (differentiable
@@ -32,6 +32,8 @@ class WeightCast {
  public:
   torch::Tensor conv(torch::nn::Conv2d c, const torch::Tensor& x);
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
+  // A 1×1 convolution with given (temporary) weights [O,C,1,1] and bias [O], in x's dtype.
+  torch::Tensor conv_with(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
   // w in dtype dt (and channels-last for a 4-D weight when asked).
   torch::Tensor cast(const torch::Tensor& w, torch::ScalarType dt, bool channels_last);
 
