@@ -5,6 +5,7 @@
 # channels-last. Every configuration runs once per round, in turn, for ROUNDS rounds, so that machine noise
 # hits all alike. Prints every run as JSON, then one JSON summary: medians, GFLOP/s, and each of ours against
 # the best PyTorch configuration of the task.
+# BASE=path/to/an/older/ddpm adds that build (fp32) to the rotation, to measure a change side by side.
 # Usage: bench/compare_cpu.sh [PRESET] [BATCH] [ROUNDS]     (needs: apt-get install python3-torch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,10 @@ $DDPM --version | grep -q "bf16 native" && ours+=(bf16)
 for r in $(seq "$ROUNDS"); do
   for mode in train sample; do
     iters=$([ $mode = train ] && echo 4 || echo 8)
+    if [ -n "${BASE:-}" ]; then
+      $BASE bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 |
+        sed 's/^{/{"impl":"base","precision":"fp32","layout":"nchw",/' | tee -a "$out"
+    fi
     for p in "${ours[@]}"; do
       $DDPM bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 --precision "$p" |
         sed 's/^{/{"impl":"ddpm.cpp",/' | tee -a "$out"
@@ -39,7 +44,8 @@ for mode in ("train", "sample"):
     groups = {}
     for r in runs:
         if r["mode"] == mode:
-            name = ("ddpm.cpp" if r["impl"] == "ddpm.cpp" else "pytorch") + f" {r['precision']} {r['layout']}"
+            impl = r["impl"] if r["impl"] in ("ddpm.cpp", "base") else "pytorch"
+            name = f"{impl} {r['precision']} {r['layout']}"
             groups.setdefault(name, []).append(r)
     med = {n: statistics.median(r[key[mode]] for r in g) for n, g in groups.items()}
     # GFLOP/s of every configuration from ddpm's analytic FLOP count of the same network.
@@ -49,8 +55,11 @@ for mode in ("train", "sample"):
     best = max((n for n in med if n.startswith("pytorch")), key=med.get)
     s[mode] = {"median": {n: round(v, 2) for n, v in med.items()}, "gflops_per_sec": {n: round(v, 1) for n, v in gf.items()},
                "best_pytorch": best,
-               "ratio_to_best_pytorch": {n: round(v / med[best], 3) for n, v in med.items() if n.startswith("ddpm")},
+               "ratio_to_best_pytorch": {n: round(v / med[best], 3) for n, v in med.items() if not n.startswith("pytorch")},
                "rounds": len(groups[best])}
+    bases = [n for n in med if n.startswith("base")]
+    if bases:
+        s[mode]["ratio_to_base_fp32"] = {n: round(v / med[bases[0]], 3) for n, v in med.items() if n.startswith("ddpm")}
 print(json.dumps(s))
 PY
 rm -f "$out"

@@ -308,3 +308,24 @@ TEST(HashedDropout, KeepsOneMinusPScaledAndBackwardUsesTheSameMask) {
   auto ab = hashed_dropout(x.detach().to(torch::kBFloat16), p, true);
   EXPECT_TRUE(torch::equal(ab != 0, a != 0));
 }
+
+TEST(UNetPrecision, NhwcAttentionGradientsMatchNchw) {
+  // The NHWC attention (one QKV conv, per-sample parallel matmuls with their own backward) against the NCHW
+  // path: the same loss and the same gradients for every parameter.
+  auto a = trained_like_unet("tiny"), b = trained_like_unet("tiny");
+  b->set_compute({Precision::fp32, true});
+  auto x = torch::randn({3, 1, 28, 28});
+  auto t = torch::tensor({1, 300, 800});
+  a->forward(x, t).pow(2).mean().backward();
+  b->forward(x, t).pow(2).mean().backward();
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  // Relative to the largest gradient of the model: some are zero in exact arithmetic (biases in front of a
+  // GroupNorm of one channel per group, the key bias under softmax) and are rounding noise in both paths.
+  double top = 0;
+  for (auto& p : pa) top = std::max(top, p.value().grad().abs().max().item<double>());
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const double diff = (pb[i].value().grad() - pa[i].value().grad()).abs().max().item<double>();
+    const double own = pa[i].value().grad().abs().max().item<double>();
+    EXPECT_LT(diff, 1e-3 * own + 1e-6 * top) << pa[i].key() << " (largest |grad| " << own << ")";
+  }
+}
