@@ -66,7 +66,7 @@ Command add_sample(CLI::App& root) {
   c->add_option("--nrow", a->nrow, "Images per grid row (default: square; per class with --class all)")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--scale", a->scale, "Enlarge the grid by this integer factor (nearest neighbour)")->check(CLI::PositiveNumber);
-  c->add_option("--batch-size", a->batch_size, "Images per forward pass (default: all at once)")->check(CLI::NonNegativeNumber);
+  c->add_option("--batch-size", a->batch_size, "Images per forward pass (0: 64 — constant memory whatever --num; the images do not depend on it)")->check(CLI::NonNegativeNumber);
   c->add_option("--device", a->device, "auto | cpu | cuda");
   c->add_option("--threads", a->threads, "CPU threads (0: all available cores)")->check(CLI::NonNegativeNumber);
   add_precision_options(c, a->precision, a->force_precision);

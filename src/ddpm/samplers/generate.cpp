@@ -46,7 +46,7 @@ torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts
 
   PerImageNoise noise(opts.seed, opts.num);
   auto x_T = noise.draw(0, {opts.num, m.channels, m.image_size, m.image_size});  // [N,C,H,W]
-  const int64_t bs = opts.batch_size > 0 ? opts.batch_size : opts.num;
+  const int64_t bs = opts.batch_size > 0 ? opts.batch_size : kDefaultSampleBatch;
   std::vector<torch::Tensor> outs;
   for (int64_t start = 0; start < opts.num; start += bs) {
     const int64_t n = std::min(bs, opts.num - start);

@@ -13,11 +13,16 @@
 
 namespace ddpm {
 
+// Images per forward pass unless told otherwise: constant memory whatever --num, and full speed (all 512 at
+// once took 83 s and 1.39 GB for dpm++2m-20 on 2 cores, 64 at a time 22.7 s and 0.40 GB). The images do not
+// depend on the batch (each draws its own noise stream).
+constexpr int64_t kDefaultSampleBatch = 64;
+
 struct GenerateOptions {
   SamplerOptions sampler;
   int64_t num = 64;
   uint64_t seed = 0;                 // image i draws x_T and its noise from its own stream (seed, i)
-  int64_t batch_size = 0;            // images per forward pass; 0 = all at once
+  int64_t batch_size = 0;            // images per forward pass; 0 = kDefaultSampleBatch
   std::vector<int64_t> labels;       // class of each image (class-conditional models); empty = the null class
   double guidance = 0.0;             // classifier-free guidance weight w (guidance.h)
   // Progress: (first image of the batch, images in it, step done, steps).
