@@ -20,6 +20,8 @@ namespace {
 struct EvalArgs {
   std::string samples, ref, features, metrics = "fid,kid,pr", json, ref_cache, device = "auto";
   int64_t max_ref = 0, max_samples = 0, kid_subsets = 100, kid_subset_size = 1000, pr_k = 3, threads = 0, batch = 200;
+  std::string precision = "fp32";
+  bool force_precision = false;
   uint64_t seed = 0;
   bool no_ref_cache = false;
 };
@@ -59,6 +61,7 @@ Command add_eval(CLI::App& root) {
   c->add_option("--batch-size", a->batch, "Images per feature-network pass")->check(CLI::PositiveNumber);
   c->add_option("--device", a->device, "auto | cpu | cuda");
   c->add_option("--threads", a->threads, "CPU threads (0: all available cores)")->check(CLI::NonNegativeNumber);
+  add_precision_options(c, a->precision, a->force_precision);
 
   auto run = [=]() -> int {
     EvalOptions o;
@@ -71,6 +74,8 @@ Command add_eval(CLI::App& root) {
     if (a->no_ref_cache && !a->ref_cache.empty()) throw std::runtime_error("--ref-cache and --no-ref-cache contradict each other");
     const auto device = resolve_device(a->device);
     set_threads(a->threads);
+    const auto precision = parse_precision(a->precision);
+    check_precision(precision, device, a->force_precision);
     const auto t0 = std::chrono::steady_clock::now();
 
     torch::Tensor samples;
@@ -92,7 +97,7 @@ Command add_eval(CLI::App& root) {
     const std::string features = resolve_features(
         a->features.empty() ? default_features_for(samples.size(1), samples.size(2), samples.size(3)) : a->features,
         "--features");
-    auto net = load_feature_network(features, device, a->batch);
+    auto net = load_feature_network(features, device, a->batch, precision);
     const std::string cache = a->no_ref_cache ? "" : !a->ref_cache.empty() ? a->ref_cache
                                                                            : default_ref_cache(a->ref, features, a->max_ref);
     if (!cache.empty()) {

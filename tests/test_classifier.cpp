@@ -104,6 +104,7 @@ def forward(self, img: Tensor, return_features: bool = False) -> Tensor:
   const auto path = dir + "/standin.pt";
   m.save(path);
   auto net = load_feature_network(path, torch::kCPU, /*batch=*/3);
+  EXPECT_THROW(load_feature_network(path, torch::kCPU, 3, Precision::bf16), std::runtime_error);  // fp32 only
   EXPECT_EQ(net.kind, "torchscript");
   EXPECT_EQ(net.id.rfind("torchscript:", 0), 0u);
   auto imgs = test_split().images.narrow(0, 0, 8);  // 1×28×28 gray
@@ -187,4 +188,28 @@ TEST(Features, FidOfTheTestSplitAgainstItselfAndAgainstTraining) {
   auto bad = evaluate_samples(noise, net, ref, o);
   EXPECT_GT(bad["fid"].get<double>(), 20 * real["fid"].get<double>());
   EXPECT_GT(bad["kid"].get<double>(), real["kid"].get<double>());
+}
+
+TEST(Features, Bf16ClassifierFeaturesTrackFp32AndAreKeyedApart) {
+  // eval --precision bf16: the classifier's feature pass in bf16. Features close to fp32 ones (per image,
+  // cosine similarity), the same predicted classes for nearly all images, and another id (so reference caches of
+  // the two precisions are never mixed). TorchScript feature files refuse bf16.
+  auto f32 = load_feature_network(kShipped, torch::kCPU);
+  auto b16 = load_feature_network(kShipped, torch::kCPU, 200, Precision::bf16);
+  EXPECT_NE(f32.id, b16.id);
+  EXPECT_NE(b16.id.find(":bf16"), std::string::npos) << b16.id;
+  auto imgs = test_split().images.narrow(0, 0, 500);
+  auto a = f32.extract(imgs, "test"), b = b16.extract(imgs, "test");
+  ASSERT_EQ(b.scalar_type(), torch::kFloat32);
+  ASSERT_EQ(a.sizes(), b.sizes());
+  EXPECT_FALSE(torch::equal(a, b));  // the bf16 path did run
+  auto cos = torch::cosine_similarity(a, b, 1);  // [N]
+  std::cout << "[          ] bf16 vs fp32 features: min cosine " << cos.min().item<double>() << ", mean "
+            << cos.mean().item<double>() << "\n";
+  EXPECT_GT(cos.min().item<double>(), 0.98);
+  EXPECT_GT(cos.mean().item<double>(), 0.995);
+  // FID of the two feature sets of the same images: tiny against the FID between real splits (~2 here).
+  const double fid = frechet_distance(feature_stats(a), feature_stats(b));
+  std::cout << "[          ] FID(bf16 features, fp32 features) of the same 500 images: " << fid << "\n";
+  EXPECT_LT(fid, 0.2);
 }

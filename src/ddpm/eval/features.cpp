@@ -57,7 +57,8 @@ torch::Tensor inception_preprocess(const torch::Tensor& u8) {
   return x;  // [N,3,299,299]
 }
 
-FeatureNetwork load_feature_network(const std::string& path, torch::Device device, int64_t batch) {
+FeatureNetwork load_feature_network(const std::string& path, torch::Device device, int64_t batch,
+                                    Precision precision) {
   if (!fs::is_regular_file(path)) throw std::runtime_error("--features '" + path + "': no such file");
   char magic[4] = {0, 0, 0, 0};
   {
@@ -68,6 +69,9 @@ FeatureNetwork load_feature_network(const std::string& path, torch::Device devic
   f.path = path;
   if (magic[0] == 'P' && magic[1] == 'K') {  // a zip archive: TorchScript
     f.kind = "torchscript";
+    if (precision != Precision::fp32)
+      throw std::runtime_error("--precision " + std::string(precision_name(precision)) + ": the TorchScript feature network '" +
+                               path + "' runs in fp32 only (bf16 features: the classifier)");
     std::shared_ptr<torch::jit::Module> m;
     try {
       m = std::make_shared<torch::jit::Module>(torch::jit::load(path, device));
@@ -94,13 +98,14 @@ FeatureNetwork load_feature_network(const std::string& path, torch::Device devic
   } else {
     f.kind = "classifier";
     auto loaded = std::make_shared<LoadedClassifier>(load_classifier(path, device));
+    loaded->net->set_precision(precision);
     f.dim = loaded->net->cfg.feature_dim;
     f.extract = [loaded, device, batch](const torch::Tensor& u8, const std::string& what) {
       check_u8_images(u8, what);
       return classifier_features(loaded->net, u8, device, what, batch);
     };
   }
-  f.id = f.kind + ":" + file_hash_hex(path);
+  f.id = f.kind + ":" + file_hash_hex(path) + (precision == Precision::fp32 ? "" : std::string(":") + precision_name(precision));
   return f;
 }
 

@@ -19,6 +19,8 @@
 
 #include "ddpm/eval/metrics.h"
 
+#include "ddpm/nn/precision.h"
+
 #include <torch/torch.h>
 
 #include <functional>
@@ -38,7 +40,10 @@ struct FeatureNetwork {
 
 // Opens a classifier .safetensors or a TorchScript file (told apart by their first bytes). Throws naming the
 // file when it is neither, or cannot be loaded.
-FeatureNetwork load_feature_network(const std::string& path, torch::Device device, int64_t batch = 200);
+// precision bf16: the classifier's feature pass in bf16 (classifier.h; features differ from fp32 ones at the
+// bf16 rounding level, so the id — and every cache keyed by it — says ":bf16"); TorchScript files refuse it.
+FeatureNetwork load_feature_network(const std::string& path, torch::Device device, int64_t batch = 200,
+                                    Precision precision = Precision::fp32);
 
 // The Inception input: [N,C,H,W] uint8, C = 1 or 3 -> [N,3,299,299] float32 in [0, 255].
 torch::Tensor inception_preprocess(const torch::Tensor& images_u8);

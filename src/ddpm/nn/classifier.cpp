@@ -1,6 +1,8 @@
 // classifier.cpp — see classifier.h.
 #include "ddpm/nn/classifier.h"
 
+#include "ddpm/nn/group_norm_silu.h"
+
 #include "ddpm/io/checkpoint.h"
 #include "ddpm/io/safetensors.h"
 #include "ddpm/util/runtime.h"
@@ -65,7 +67,33 @@ ClassifierImpl::ClassifierImpl(const ClassifierConfig& c) : cfg(c) {
 }
 
 torch::Tensor ClassifierImpl::features(const torch::Tensor& x) {
-  return torch::silu(fc->forward(body->forward(x)));  // [B,C,S,S] -> [B,F]
+  if (precision_ == Precision::fp32) return torch::silu(fc->forward(body->forward(x)));  // [B,C,S,S] -> [B,F]
+  TORCH_CHECK(!torch::GradMode::is_enabled(), "classifier: bf16 features are for inference (no gradients)");
+  const auto dt = compute_dtype(precision_);
+  const bool cl = x.device().is_cpu();
+  auto h = x.to(dt);                                                       // [B,C,S,S]
+  const auto& mods = body->children();
+  for (size_t i = 0; i < mods.size(); ++i) {
+    auto* m = mods[i].get();
+    if (m->as<torch::nn::Conv2dImpl>()) {
+      h = cast_.conv(torch::nn::Conv2d(std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(mods[i])), h);
+      if (cl) h = h.contiguous(at::MemoryFormat::ChannelsLast);  // a 1-channel input leaves oneDNN ambiguous
+    } else if (auto* g = m->as<torch::nn::GroupNormImpl>()) {
+      const bool silu = i + 1 < mods.size() && mods[i + 1]->as<torch::nn::SiLUImpl>() != nullptr;
+      h = group_norm_silu(h, {}, g->weight, g->bias, g->options.num_groups(), g->options.eps(), silu);
+      if (silu) ++i;
+    } else if (m->as<torch::nn::MaxPool2dImpl>()) {
+      h = torch::max_pool2d(h, {2, 2});
+    } else if (m->as<torch::nn::FlattenImpl>()) {
+      h = h.contiguous().flatten(1);  // NCHW order, as fc's weights expect
+    } else if (m->as<torch::nn::SiLUImpl>()) {
+      h = torch::silu(h);
+    } else {
+      throw std::logic_error("classifier: unexpected layer in the body");
+    }
+  }
+  auto f = cast_.linear(h, fc->weight, fc->bias);                          // [B,F]
+  return torch::silu(f.to(torch::kFloat32));
 }
 
 torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) {

@@ -15,6 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ddpm/nn/precision.h"
+#include "ddpm/nn/weight_cast.h"
+
 #include <torch/torch.h>
 
 #include <map>
@@ -39,8 +42,11 @@ ClassifierConfig classifier_config_from_json(const nlohmann::json& j);  // throw
 
 struct ClassifierImpl : torch::nn::Module {
   explicit ClassifierImpl(const ClassifierConfig& cfg);
-  // x in [-1, 1] [B,C,S,S] -> features [B,F] (after the SiLU that follows the feature layer).
+  // x in [-1, 1] [B,C,S,S] -> features [B,F] fp32 (after the SiLU that follows the feature layer). With
+  // precision bf16 (inference only): convolutions and the feature layer in bf16, NHWC, GroupNorm+SiLU fused
+  // with fp32 statistics.
   torch::Tensor features(const torch::Tensor& x);
+  void set_precision(Precision p) { precision_ = p; }
   // [B,C,S,S] -> logits [B,K]
   torch::Tensor forward(const torch::Tensor& x);
 
@@ -48,6 +54,8 @@ struct ClassifierImpl : torch::nn::Module {
   torch::nn::Sequential body{nullptr};
   torch::nn::Linear fc{nullptr}, out{nullptr};
   torch::nn::Dropout drop{nullptr};
+  Precision precision_ = Precision::fp32;
+  WeightCast cast_;
 };
 TORCH_MODULE(Classifier);
 

@@ -3,7 +3,6 @@
 
 #include "ddpm/nn/dropout.h"
 #include "ddpm/nn/group_norm_silu.h"
-#include "ddpm/util/cpu_features.h"
 
 #include <ATen/Parallel.h>
 #include <torch/version.h>
@@ -348,50 +347,6 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
   return out.to(torch::kFloat32).contiguous();                        // fp32, NCHW whatever the compute mode
 }
 
-torch::Tensor WeightCast::cast(const torch::Tensor& w, torch::ScalarType dt, bool channels_last) {
-  if (!w.defined()) return w;
-  const auto fmt = channels_last && w.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  if (torch::GradMode::is_enabled()) return w.to(dt).contiguous(fmt);  // differentiable: the gradient reaches w
-  if (w.scalar_type() == dt && w.is_contiguous(fmt)) return w;
-  // Inference: cast (and reorder) once per weight version instead of in every forward pass (oneDNN reorders an
-  // NCHW weight to NHWC on every call otherwise).
-  auto& e = cache_[w.unsafeGetTensorImpl()];
-  if (e.version != static_cast<int64_t>(w._version()) || e.data != w.data_ptr() || !e.value.defined() ||
-      e.value.scalar_type() != dt || !e.value.is_contiguous(fmt)) {
-    e.value = w.to(dt).contiguous(fmt);
-    e.version = static_cast<int64_t>(w._version());
-    e.data = w.data_ptr();
-  }
-  return e.value;
-}
-
-torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
-  const bool cl = x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
-  if (x.scalar_type() == c->weight.scalar_type() && (!cl || torch::GradMode::is_enabled())) return c(x);
-  // Every conv of the UNet pads k/2 (conv() above), so the padding follows from the kernel size.
-  const auto& o = c->options;
-  const std::vector<int64_t> pad{(*o.kernel_size())[0] / 2, (*o.kernel_size())[1] / 2};
-  if (x.scalar_type() == torch::kBFloat16 && x.device().is_cpu() && !cpu_features().native_bf16()) {
-    // Forced bf16 on a CPU without it (tests, --force-precision): LibTorch's bf16 convolutions need AVX-512 or
-    // fall back to slow paths, so convolve in fp32 and round the result to bf16, as a bf16 conv rounds its output.
-    auto y = torch::conv2d(x.to(torch::kFloat32), c->weight, c->bias, *o.stride(), pad, *o.dilation(), o.groups());
-    return y.to(torch::kBFloat16);
-  }
-  return torch::conv2d(x, cast(c->weight, x.scalar_type(), cl), cast(c->bias, x.scalar_type(), false), *o.stride(), pad,
-                       *o.dilation(), o.groups());
-}
-
-torch::Tensor WeightCast::conv_with(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  // w, b are temporaries (a concatenation): cast directly, not through the cache. 1×1, stride 1, no padding.
-  const auto dt = x.scalar_type();
-  return torch::conv2d(x, w.scalar_type() == dt ? w : w.to(dt), b.scalar_type() == dt ? b : b.to(dt));
-}
-
-torch::Tensor WeightCast::linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  // w and b may be temporaries (a concatenation): cast them directly rather than through the cache.
-  if (x.scalar_type() == w.scalar_type()) return torch::linear(x, w, b);
-  return torch::linear(x, w.to(x.scalar_type()), b.to(x.scalar_type()));
-}
 
 int64_t count_parameters(torch::nn::Module& m) {
   int64_t n = 0;

@@ -7,11 +7,11 @@
 #pragma once
 
 #include "ddpm/nn/precision.h"
+#include "ddpm/nn/weight_cast.h"
 #include "ddpm/util/config.h"
 
 #include <torch/torch.h>
 
-#include <unordered_map>
 
 namespace ddpm {
 
@@ -25,26 +25,6 @@ struct ComputeMode {
 
 // The compute mode for a precision on a device: NHWC on the CPU, NCHW on other devices (cuDNN picks its own).
 ComputeMode compute_mode_for(Precision p, const torch::Device& device);
-
-// The convolution of `c` on x, in x's dtype: fp32 calls the module; bf16 casts the fp32 weights (differentiable
-// while gradients are recorded; cached per weight version otherwise).
-class WeightCast {
- public:
-  torch::Tensor conv(torch::nn::Conv2d c, const torch::Tensor& x);
-  torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
-  // A 1×1 convolution with given (temporary) weights [O,C,1,1] and bias [O], in x's dtype.
-  torch::Tensor conv_with(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
-  // w in dtype dt (and channels-last for a 4-D weight when asked).
-  torch::Tensor cast(const torch::Tensor& w, torch::ScalarType dt, bool channels_last);
-
- private:
-  struct Entry {
-    int64_t version = -1;
-    const void* data = nullptr;  // with the version: a weight replaced in place or re-allocated is re-cast
-    torch::Tensor value;
-  };
-  std::unordered_map<const void*, Entry> cache_;
-};
 
 // Sinusoidal embedding of (float) timesteps, as in Transformer / DDPM: [B] -> [B, dim].
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim);
