@@ -39,10 +39,11 @@ k = 10
 sm = lambda a: np.convolve(a, np.ones(k) / k, mode="valid")
 a, b = sm(l32), sm(l16)
 rel = float(np.mean(np.abs(b - a) / a))
-# The plot: both smoothed curves, SVG by hand (no plotting library needed).
+# The plot: both smoothed curves on a log axis, SVG by hand (no plotting library needed).
 W_, H_, L, R, T, B = 640, 360, 60, 20, 20, 40
 xs = s32[k - 1:]
-ymin, ymax = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+a_l, b_l = np.log10(a), np.log10(b)
+ymin, ymax = float(min(a_l.min(), b_l.min())), float(max(a_l.max(), b_l.max()))
 ymin, ymax = ymin - 0.05 * (ymax - ymin), ymax + 0.05 * (ymax - ymin)
 X = lambda x: L + (x - xs[0]) / max(1, xs[-1] - xs[0]) * (W_ - L - R)
 Y = lambda y: T + (ymax - y) / (ymax - ymin) * (H_ - T - B)
@@ -52,14 +53,14 @@ svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W_}" height="{H_}" font
        f'<line x1="{L}" y1="{H_-B}" x2="{W_-R}" y2="{H_-B}" stroke="black"/><line x1="{L}" y1="{T}" x2="{L}" y2="{H_-B}" stroke="black"/>']
 for i in range(5):
     y = ymin + (ymax - ymin) * i / 4
-    svg.append(f'<text x="{L-6}" y="{Y(y)+4:.1f}" text-anchor="end">{y:.3f}</text>')
+    svg.append(f'<text x="{L-6}" y="{Y(y)+4:.1f}" text-anchor="end">{10 ** y:.3f}</text>')
     x = xs[0] + (xs[-1] - xs[0]) * i / 4
     svg.append(f'<text x="{X(x):.1f}" y="{H_-B+16}" text-anchor="middle">{int(x)}</text>')
-svg += [f'<path d="{path(a)}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>',
-        f'<path d="{path(b)}" fill="none" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 2"/>',
+svg += [f'<path d="{path(a_l)}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>',
+        f'<path d="{path(b_l)}" fill="none" stroke="#d62728" stroke-width="1.5" stroke-dasharray="4 2"/>',
         f'<text x="{W_-R-200}" y="{T+14}" fill="#1f77b4">fp32</text><text x="{W_-R-200}" y="{T+30}" fill="#d62728">bf16 (dashed)</text>',
         f'<text x="{(L+W_-R)/2}" y="{H_-6}" text-anchor="middle">step (fmnist-small, seed 0; loss averaged over 10 logged points)</text>',
-        f'<text x="14" y="{(T+H_-B)/2}" transform="rotate(-90 14 {(T+H_-B)/2})" text-anchor="middle">L_simple</text>', '</svg>']
+        f'<text x="14" y="{(T+H_-B)/2}" transform="rotate(-90 14 {(T+H_-B)/2})" text-anchor="middle">L_simple (log scale)</text>', '</svg>']
 open(f"{w}/precision-loss.svg", "w").write("\n".join(svg))
 x32 = np.load(f"{w}/fp32.npz")["arr_0"].astype(np.float64)
 x16 = np.load(f"{w}/bf16.npz")["arr_0"].astype(np.float64)
