@@ -149,6 +149,17 @@ expect_error "existing run without --resume" "already holds a run" "$DDPM" "${TR
 expect_error "not a checkpoint"            "not a valid safetensors" "$DDPM" sample --checkpoint "$T/grid.png" --out "$T/x.png"
 expect_error "truncated checkpoint"        "truncated"           "$DDPM" sample --checkpoint "$T/trunc.safetensors" --out "$T/x.png"
 expect_error "missing checkpoint"          "cannot open"          "$DDPM" sample --checkpoint "$T/none.safetensors" --out "$T/x.png"
+# --precision bf16 on a CPU without native bf16 (masked with DDPM_CPU_ISA_MAX): refused in one line naming the
+# CPU, nothing written; --force-precision runs it (correct, not fast).
+expect_error "sample --precision bf16 on a CPU without bf16" "no native bf16" \
+  env DDPM_CPU_ISA_MAX=avx2 "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --num 2 --steps 4 --precision bf16 --out "$T/bf16.png"
+check "  and writes nothing" [ ! -e "$T/bf16.png" ]
+expect_error "train --precision bf16 on a CPU without bf16" "no native bf16" \
+  env DDPM_CPU_ISA_MAX=avx2 "$DDPM" train --preset tiny --steps 1 --precision bf16 --out "$T/bf16run"
+env DDPM_CPU_ISA_MAX=avx2 "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --num 2 --steps 4 --precision bf16 \
+  --force-precision --out "$T/bf16.png" >/dev/null 2>&1
+check "--force-precision samples anyway" [ "$(png_size "$T/bf16.png")" = "62 32" ]
+expect_error "sample --precision fp16" "precision" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --precision fp16
 expect_error "sample into missing dir"     "does not exist"      "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --out "$T/no/dir/x.png"
 expect_error "unknown sampler"             "sampler"             "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler plms --out "$T/x.png"
 expect_error "steps beyond T"              "outside \[1, 1000\]" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --steps 2000 --out "$T/x.png"

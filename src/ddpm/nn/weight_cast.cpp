@@ -41,6 +41,8 @@ torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
 torch::Tensor WeightCast::conv_with(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   // w, b are temporaries (a concatenation): cast directly, not through the cache. 1×1, stride 1, no padding.
   const auto dt = x.scalar_type();
+  if (dt == torch::kBFloat16 && x.device().is_cpu() && !cpu_features().native_bf16())  // forced bf16: see conv()
+    return torch::conv2d(x.to(torch::kFloat32), w.to(torch::kFloat32), b.to(torch::kFloat32)).to(dt);
   return torch::conv2d(x, w.scalar_type() == dt ? w : w.to(dt), b.scalar_type() == dt ? b : b.to(dt));
 }
 

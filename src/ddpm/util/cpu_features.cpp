@@ -3,6 +3,7 @@
 // state), 5-7 (opmask, ZMM) and 17-18 (AMX tile config and data). 0x80000002-4: the brand string.
 #include "ddpm/util/cpu_features.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -80,7 +81,18 @@ std::string CpuFeatures::list() const {
 }
 
 const CpuFeatures& cpu_features() {
-  static const CpuFeatures f = detect();
+  static const CpuFeatures f = [] {
+    auto d = detect();
+    // DDPM_CPU_ISA_MAX=avx2|avx512|baseline: behave as a CPU without the features above that level (tests of
+    // the refusal and of the forced bf16 path on a machine that has bf16; like oneDNN's ONEDNN_MAX_CPU_ISA).
+    if (const char* cap = std::getenv("DDPM_CPU_ISA_MAX")) {
+      const std::string c = cap;
+      if (c == "avx512") d.avx512_bf16 = d.amx_bf16 = false;
+      if (c == "avx2" || c == "baseline") d.avx512 = d.avx512_bf16 = d.amx_bf16 = false;
+      if (c == "baseline") d.avx2 = false;
+    }
+    return d;
+  }();
   return f;
 }
 

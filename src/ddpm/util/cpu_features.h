@@ -21,7 +21,7 @@ struct CpuFeatures {
   bool native_bf16() const { return avx512_bf16 || amx_bf16; }
 };
 
-// Detected once, then cached.
+// Detected once, then cached. DDPM_CPU_ISA_MAX=avx2|avx512|baseline in the environment masks what is above.
 const CpuFeatures& cpu_features();
 
 }  // namespace ddpm
