@@ -47,9 +47,8 @@ torch::Tensor WeightCast::conv_with(const torch::Tensor& x, const torch::Tensor&
 }
 
 torch::Tensor WeightCast::linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  // w and b may be temporaries (a concatenation): cast them directly rather than through the cache.
   if (x.scalar_type() == w.scalar_type()) return torch::linear(x, w, b);
-  return torch::linear(x, w.to(x.scalar_type()), b.to(x.scalar_type()));
+  return torch::linear(x, cast(w, x.scalar_type(), false), cast(b, x.scalar_type(), false));  // cached per version
 }
 
 }  // namespace ddpm

@@ -15,6 +15,7 @@ namespace ddpm {
 class WeightCast {
  public:
   torch::Tensor conv(torch::nn::Conv2d c, const torch::Tensor& x);
+  // A linear layer with its (persistent) fp32 weight and bias, in x's dtype.
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
   // A 1×1 convolution with given (temporary) weights [O,C,1,1] and bias [O], in x's dtype.
   torch::Tensor conv_with(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
