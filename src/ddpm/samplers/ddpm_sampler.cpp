@@ -18,22 +18,24 @@ torch::Tensor ddpm_sample(const Schedule& schedule, const EpsModel& model, const
   for (int64_t i = S - 1; i >= 0; --i) {
     const double a_t = alpha_bar_of(schedule, ts[i]);
     const double a_prev = i > 0 ? alpha_bar_of(schedule, ts[i - 1]) : 1.0;
-    const double beta = 1.0 - a_t / a_prev;
     const auto x0 = denoise(model, x, schedule, ts[i], opts.clip_x0).x0;                   // eq. 15 [B,C,H,W]
-    const double coef1 = beta * std::sqrt(a_prev) / (1.0 - a_t);                       // eq. 7
-    const double coef2 = (1.0 - a_prev) * std::sqrt(1.0 - beta) / (1.0 - a_t);         // eq. 7
-    auto mean = coef1 * x0 + coef2 * x;                                                // μ̃(x_t, x̂_0)
-    if (i > 0) {
-      // σ²: fixed_small = β̃ = β (1 − ᾱ_{t−1}) / (1 − ᾱ_t); fixed_large = β (Algorithm 2 uses σ² = β_t).
-      const double var = opts.variance == VarianceType::FixedSmall ? beta * (1.0 - a_prev) / (1.0 - a_t) : beta;
-      auto z = noise(x.sizes()).to(x.device(), x.scalar_type());                       // [B,C,H,W]
-      x = mean + std::sqrt(var) * z;                                                   // Algorithm 2, line 4
-    } else {
-      x = mean;                                                                        // no noise on the last step
-    }
+    x = ddpm_step(x, x0, a_t, a_prev, opts.variance, noise);
     if (opts.on_step) opts.on_step(S - i, S);
   }
   return x;
+}
+
+torch::Tensor ddpm_step(const torch::Tensor& x, const torch::Tensor& x0, double a_t, double a_prev,
+                        VarianceType variance, const NoiseFn& noise) {
+  const double beta = 1.0 - a_t / a_prev;
+  const double coef1 = beta * std::sqrt(a_prev) / (1.0 - a_t);                         // eq. 7
+  const double coef2 = (1.0 - a_prev) * std::sqrt(1.0 - beta) / (1.0 - a_t);           // eq. 7
+  auto mean = coef1 * x0 + coef2 * x;                                                  // μ̃(x_t, x̂_0)
+  if (a_prev >= 1.0) return mean;                                                      // no noise on the last step
+  // σ²: fixed_small = β̃ = β (1 − ᾱ_{t−1}) / (1 − ᾱ_t); fixed_large = β (Algorithm 2 uses σ² = β_t).
+  const double var = variance == VarianceType::FixedSmall ? beta * (1.0 - a_prev) / (1.0 - a_t) : beta;
+  auto z = noise(x.sizes()).to(x.device(), x.scalar_type());                           // [B,C,H,W]
+  return mean + std::sqrt(var) * z;                                                    // Algorithm 2, line 4
 }
 
 }  // namespace ddpm

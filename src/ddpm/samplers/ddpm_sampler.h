@@ -21,4 +21,11 @@ struct DDPMSamplerOptions {
 torch::Tensor ddpm_sample(const Schedule& schedule, const EpsModel& model, const torch::Tensor& x_T,
                           const NoiseFn& noise, const DDPMSamplerOptions& opts = {});
 
+// One reverse step of Algorithm 2 between two visited noise levels ᾱ_t > ᾱ_prev (ᾱ_prev = 1: the last step),
+// with β = 1 − ᾱ_t/ᾱ_prev: the posterior mean μ̃(x_t, x̂_0) of eq. 7 plus σ z (σ² = β̃ or β by `variance`);
+// no noise, hence no draw from `noise`, on the last step. x, x0: [B,C,H,W] -> x_prev [B,C,H,W]. The restoration
+// methods take their reverse steps through this too.
+torch::Tensor ddpm_step(const torch::Tensor& x, const torch::Tensor& x0, double a_t, double a_prev,
+                        VarianceType variance, const NoiseFn& noise);
+
 }  // namespace ddpm

@@ -16,6 +16,27 @@ std::vector<int64_t> class_rows(int64_t num_classes, int64_t per_class) {
   return y;
 }
 
+EpsModel network_eps(UNet& net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
+                     double guidance) {
+  const int64_t K = cfg.model.num_classes;
+  const auto pred = parse_prediction(cfg.diffusion.prediction);
+  net->eval();
+  // The network, whatever it predicts, as a class-conditional ε-model (prediction.h's adapter).
+  CondEpsModel cond_eps = [net, pred, &schedule](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) mutable {
+    return to_eps(pred, net->forward(x, t, y), x, schedule.alpha_bar(t, x));
+  };
+  if (K == 0) {
+    if (labels.defined()) throw std::runtime_error("this model is unconditional (num_classes = 0): it takes no class labels");
+    if (guidance != 0.0) throw std::runtime_error("guidance needs a class-conditional model (this one has num_classes = 0)");
+    return [cond_eps](const torch::Tensor& x, const torch::Tensor& t) { return cond_eps(x, t, torch::Tensor()); };
+  }
+  // Unlabelled images of a class-conditional model use the null class K.
+  return [cond_eps, labels, K, guidance](const torch::Tensor& x, const torch::Tensor& t) {
+    auto y = labels.defined() ? labels : torch::full({x.size(0)}, K, torch::kLong);  // [n]
+    return classifier_free_guidance(cond_eps, y, K, guidance)(x, t);
+  };
+}
+
 torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts) {
   const auto& m = cfg.model;
   const int64_t K = m.num_classes;
@@ -34,15 +55,9 @@ torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts
 
   const Schedule schedule(parse_beta_schedule(cfg.diffusion.schedule), cfg.diffusion.timesteps);
   check_sampler_options(opts.sampler, schedule.T);
-  const auto pred = parse_prediction(cfg.diffusion.prediction);
   const auto device = net->parameters().front().device();
   net->eval();
   torch::NoGradGuard ng;
-
-  // The network, whatever it predicts, as a class-conditional ε-model (prediction.h's adapter).
-  CondEpsModel cond_eps = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
-    return to_eps(pred, net->forward(x, t, y), x, schedule.alpha_bar(t, x));
-  };
 
   PerImageNoise noise(opts.seed, opts.num);
   auto x_T = noise.draw(0, {opts.num, m.channels, m.image_size, m.image_size});  // [N,C,H,W]
@@ -50,16 +65,11 @@ torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts
   std::vector<torch::Tensor> outs;
   for (int64_t start = 0; start < opts.num; start += bs) {
     const int64_t n = std::min(bs, opts.num - start);
-    EpsModel eps;
-    if (K > 0) {
-      auto y = opts.labels.empty() ? torch::full({n}, K, torch::kLong)
-                                   : torch::tensor(std::vector<int64_t>(opts.labels.begin() + start,
-                                                                        opts.labels.begin() + start + n),
-                                                   torch::kLong);  // [n]
-      eps = classifier_free_guidance(cond_eps, y, K, opts.guidance);
-    } else {
-      eps = [&](const torch::Tensor& x, const torch::Tensor& t) { return cond_eps(x, t, torch::Tensor()); };
-    }
+    torch::Tensor y;
+    if (!opts.labels.empty())
+      y = torch::tensor(std::vector<int64_t>(opts.labels.begin() + start, opts.labels.begin() + start + n),
+                        torch::kLong);  // [n]
+    const EpsModel eps = network_eps(net, cfg, schedule, y, opts.guidance);
     SamplerOptions so = opts.sampler;
     if (opts.on_progress) so.on_step = [&, start, n](int64_t i, int64_t total) { opts.on_progress(start, n, i, total); };
     auto x0 = run_sampler(schedule, eps, x_T.slice(0, start, start + n).to(device), noise.slice(start), so);

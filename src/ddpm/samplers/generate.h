@@ -34,6 +34,12 @@ struct GenerateOptions {
 // Throws on labels out of range, labels or guidance for an unconditional model, or bad sampler options.
 torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts);
 
+// The network as the ε-model of a batch: the prediction-target adapter, and for a class-conditional model the
+// labels [n] of the batch's images (undefined: the null class) with classifier-free guidance w. Puts `net` in
+// eval mode; call under NoGradGuard. The restoration verbs wire the network into their methods through this.
+EpsModel network_eps(UNet& net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
+                     double guidance);
+
 // The labels of a grid with one row per class: per_class images of class 0, then of class 1, ...
 std::vector<int64_t> class_rows(int64_t num_classes, int64_t per_class);
 
