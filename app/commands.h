@@ -24,6 +24,12 @@ Command add_export(CLI::App& root);
 Command add_classifier(CLI::App& root);
 Command add_eval(CLI::App& root);
 Command add_nll(CLI::App& root);
+// The restoration verbs (cmd_restore.cpp).
+Command add_inpaint(CLI::App& root);
+Command add_upscale(CLI::App& root);
+Command add_denoise(CLI::App& root);
+Command add_edit(CLI::App& root);
+Command add_interpolate(CLI::App& root);
 
 // Helpers shared by commands.
 // The command line as main() received it (what `train --nproc` re-executes in each worker).

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   ddpm::tune_allocator();
   ddpm::app::set_program_args(argc, argv);
   ddpm::quiet_library_logs();
-  CLI::App root{"ddpm — denoising diffusion probabilistic models in C++ (train, sample, inspect, benchmark)"};
+  CLI::App root{"ddpm — denoising diffusion probabilistic models in C++ (train, sample, restore, inspect, benchmark)"};
   root.require_subcommand(1);
   root.set_help_all_flag("--help-all", "Print help for every sub-command");
   root.set_version_flag("--version", [] { return ddpm::build_description(); },
@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
       ddpm::app::add_train(root), ddpm::app::add_sample(root), ddpm::app::add_noise(root),
       ddpm::app::add_info(root),  ddpm::app::add_bench(root),  ddpm::app::add_export(root),
       ddpm::app::add_classifier(root), ddpm::app::add_eval(root),  ddpm::app::add_nll(root),
+      ddpm::app::add_inpaint(root), ddpm::app::add_upscale(root), ddpm::app::add_denoise(root),
+      ddpm::app::add_edit(root),    ddpm::app::add_interpolate(root),
   };
   try {
     root.parse(argc, argv);

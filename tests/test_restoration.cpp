@@ -317,6 +317,7 @@ TEST(GaussianOracle, IndependentPixelsDoNotLeakThroughTheMask) {
     ReplaceOptions o;
     o.steps = 100;
     o.clip_x0 = false;
+    o.variance = VarianceType::FixedLarge;
     return replace_inpaint(g.s, model, x_T, g.batch(y, x_T.size(0)), g.keep4(), nz, o);
   };
   methods["repaint"] = [&](const torch::Tensor& x_T, const torch::Tensor& y, const NoiseFn& nz) {
@@ -325,6 +326,7 @@ TEST(GaussianOracle, IndependentPixelsDoNotLeakThroughTheMask) {
     o.jump_length = 5;
     o.resample = 3;
     o.clip_x0 = false;
+    o.variance = VarianceType::FixedLarge;
     return repaint_inpaint(g.s, model, x_T, g.batch(y, x_T.size(0)), g.keep4(), nz, o);
   };
   methods["ddnm"] = [&](const torch::Tensor& x_T, const torch::Tensor& y, const NoiseFn& nz) {
@@ -420,6 +422,7 @@ TEST(GaussianOracle, EquicorrelatedInpaintingApproachesThePosterior) {
         ReplaceOptions o;
         o.steps = steps;
         o.clip_x0 = false;
+        o.variance = VarianceType::FixedLarge;
         return replace_inpaint(g.s, model, x_T, y, g.keep4(), nz, o);
       }
       if (method == "repaint") {
@@ -428,6 +431,7 @@ TEST(GaussianOracle, EquicorrelatedInpaintingApproachesThePosterior) {
         o.jump_length = 10;
         o.resample = 10;
         o.clip_x0 = false;
+        o.variance = VarianceType::FixedLarge;
         return repaint_inpaint(g.s, model, x_T, y, g.keep4(), nz, o);
       }
       DDNMOptions o;
@@ -474,6 +478,7 @@ TEST(GaussianOracle, DenoisingMeanIsTweedies) {
       DenoiseOptions o;
       o.steps = t_star + 1;
       o.clip_x0 = false;
+      o.variance = VarianceType::FixedLarge;  // the closer of the two variances to the exact reverse step here
       return denoise_known_sigma(g.s, model, g.batch(y, x_T.size(0)), sig * (1 - 1e-12), nz, o);
     });
     EXPECT_LT(max_abs(law.mean - post.mean), 1e-6) << "rho=" << rho;
@@ -499,6 +504,7 @@ TEST(GaussianOracle, SDEditMeanAndVariance) {
       o.strength = strength;
       o.steps = 100;
       o.clip_x0 = false;
+      o.variance = VarianceType::FixedLarge;
       return sdedit(g.s, model, g.batch(guide, x_T.size(0)), nz, o);
     });
     auto mean = g.mu + (a2 * sd * sd / v) * (guide - g.mu);
@@ -523,6 +529,7 @@ TEST(Interpolation, EndsAreTheInvertedInputs) {
   InterpolateOptions o;
   o.frames = 5;
   o.steps = 1000;
+  o.clip_x0 = false;
   auto out = interpolate(s, model, model, xa, xb, o).reshape({2, 5, 1, 4, 4});
   // α = 0 and 1: exactly the η = 0 DDIM round trips of the inputs …
   DDIMOptions d;

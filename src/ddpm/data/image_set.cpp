@@ -66,15 +66,22 @@ torch::Tensor load_image_set(const std::string& path) {
   return load_npz_images(path);
 }
 
-void save_image_npz(const std::string& path, const torch::Tensor& images_u8, const torch::Tensor& labels) {
+namespace {
+// [N,C,H,W] uint8 -> the npy array [N,H,W,C] |u1.
+NpyArray nhwc_array(const torch::Tensor& images_u8, const char* who) {
   if (images_u8.scalar_type() != torch::kByte || images_u8.dim() != 4)
-    throw std::runtime_error("save_image_npz: expected uint8 [N,C,H,W]");
-  auto nhwc = images_u8.permute({0, 2, 3, 1}).contiguous();  // [N,H,W,C]
+    throw std::runtime_error(std::string(who) + ": expected uint8 [N,C,H,W]");
+  auto nhwc = images_u8.to(torch::kCPU).permute({0, 2, 3, 1}).contiguous();  // [N,H,W,C]
   NpyArray a;
   a.dtype = "|u1";
   a.shape = nhwc.sizes().vec();
   a.data.assign(static_cast<const char*>(nhwc.data_ptr()), nhwc.nbytes());
-  std::vector<std::pair<std::string, NpyArray>> arrays = {{"arr_0", std::move(a)}};
+  return a;
+}
+}  // namespace
+
+void save_image_npz(const std::string& path, const torch::Tensor& images_u8, const torch::Tensor& labels) {
+  std::vector<std::pair<std::string, NpyArray>> arrays = {{"arr_0", nhwc_array(images_u8, "save_image_npz")}};
   if (labels.defined()) {
     auto l = labels.to(torch::kLong).contiguous();
     NpyArray b;
@@ -83,6 +90,13 @@ void save_image_npz(const std::string& path, const torch::Tensor& images_u8, con
     b.data.assign(static_cast<const char*>(l.data_ptr()), l.nbytes());
     arrays.emplace_back("arr_1", std::move(b));
   }
+  write_file_atomic(path, npz_serialize(arrays, /*compress=*/false));
+}
+
+void save_image_arrays_npz(const std::string& path, const std::vector<torch::Tensor>& arrays_u8) {
+  std::vector<std::pair<std::string, NpyArray>> arrays;
+  for (size_t i = 0; i < arrays_u8.size(); ++i)
+    arrays.emplace_back("arr_" + std::to_string(i), nhwc_array(arrays_u8[i], "save_image_arrays_npz"));
   write_file_atomic(path, npz_serialize(arrays, /*compress=*/false));
 }
 

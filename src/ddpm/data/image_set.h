@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace ddpm {
 
@@ -17,5 +18,9 @@ torch::Tensor load_image_set(const std::string& path);
 // Writes [N,C,H,W] uint8 images (and optional [N] labels) as an .npz (arr_0 [N,H,W,C] uint8, arr_1 int64),
 // atomically.
 void save_image_npz(const std::string& path, const torch::Tensor& images_u8, const torch::Tensor& labels = {});
+
+// Writes several [N,C,H,W] uint8 image arrays (sizes may differ from one array to the next) as arr_0, arr_1, ...
+// of one .npz, each [N,H,W,C] uint8, atomically (the restoration verbs: results in arr_0, their inputs in arr_1).
+void save_image_arrays_npz(const std::string& path, const std::vector<torch::Tensor>& arrays_u8);
 
 }  // namespace ddpm

@@ -17,7 +17,7 @@ int64_t denoise_start(const Schedule& schedule, double sigma_model);
 
 struct DenoiseOptions {
   int64_t steps = 50;  // reverse steps from t*, capped at t* + 1
-  VarianceType variance = VarianceType::FixedLarge;
+  VarianceType variance = VarianceType::FixedSmall;
   bool clip_x0 = true;
   StepCallback on_step;
 };

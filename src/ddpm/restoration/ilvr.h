@@ -14,7 +14,7 @@ namespace ddpm {
 
 struct ILVROptions {
   int64_t steps = 100;
-  VarianceType variance = VarianceType::FixedLarge;
+  VarianceType variance = VarianceType::FixedSmall;
   bool clip_x0 = true;
   StepCallback on_step;
 };

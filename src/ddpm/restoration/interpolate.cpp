@@ -41,7 +41,7 @@ torch::Tensor interpolate(const Schedule& schedule, const EpsModel& model_ab, co
   DDIMOptions d;
   d.steps = opts.steps;
   d.eta = 0.0;
-  d.clip_x0 = false;
+  d.clip_x0 = opts.clip_x0;
   d.on_step = opts.on_step;
   return ddim_sample(schedule, model_frames, latents, [](at::IntArrayRef) -> torch::Tensor {
     throw std::logic_error("interpolate: η = 0 DDIM draws no noise");

@@ -20,10 +20,12 @@ torch::Tensor interpolation_latents(const torch::Tensor& z_a, const torch::Tenso
 struct InterpolateOptions {
   int64_t frames = 8;
   int64_t steps = 50;  // DDIM steps of the inversion and of the sampling back
+  bool clip_x0 = true; // sampling back: clip x̂_0 (a trained model's in-between latents give out-of-range x̂_0 and
+                       // speckle without it); the inversion never clips
   StepCallback on_step;
 };
 
-// x_a, x_b [B,C,H,W] in [−1, 1] -> [B·frames, C,H,W], unclipped (α = 0 is the η = 0 DDIM round trip of x_a).
+// x_a, x_b [B,C,H,W] in [−1, 1] -> [B·frames, C,H,W] (α = 0 is the η = 0 DDIM round trip of x_a).
 // The model must accept B·frames images at once (the CLI batches: interpolation_latents + ddim_sample).
 torch::Tensor interpolate(const Schedule& schedule, const EpsModel& model_ab, const EpsModel& model_frames,
                           const torch::Tensor& x_a, const torch::Tensor& x_b, const InterpolateOptions& opts = {});

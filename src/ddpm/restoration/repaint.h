@@ -20,7 +20,7 @@ struct RePaintOptions {
   int64_t steps = 100;        // levels of the respaced chain
   int64_t jump_length = 10;   // L: levels per jump back up
   int64_t resample = 5;       // R: visits of each jump point (1 = replace)
-  VarianceType variance = VarianceType::FixedLarge;
+  VarianceType variance = VarianceType::FixedSmall;
   bool clip_x0 = true;
   StepCallback on_step;       // (down steps done, down steps in all)
 };

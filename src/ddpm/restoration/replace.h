@@ -15,7 +15,7 @@ namespace ddpm {
 
 struct ReplaceOptions {
   int64_t steps = 100;                              // reverse steps (= NFE), respaced uniformly over 0..T−1
-  VarianceType variance = VarianceType::FixedLarge;
+  VarianceType variance = VarianceType::FixedSmall;
   bool clip_x0 = true;
   StepCallback on_step;
 };

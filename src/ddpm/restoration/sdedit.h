@@ -23,7 +23,7 @@ std::vector<double> grid_from(int64_t t0, int64_t steps);
 struct SDEditOptions {
   double strength = 0.5;
   int64_t steps = 0;                      // reverse steps from t_0; 0 = max(1, round(strength · 100))
-  VarianceType variance = VarianceType::FixedLarge;
+  VarianceType variance = VarianceType::FixedSmall;
   bool clip_x0 = true;
   torch::Tensor keep;                     // optional [1|B, 1|C, H, W] 0/1: 1 = keep the guide's pixel
   StepCallback on_step;

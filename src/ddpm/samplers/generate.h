@@ -36,7 +36,8 @@ torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts
 
 // The network as the ε-model of a batch: the prediction-target adapter, and for a class-conditional model the
 // labels [n] of the batch's images (undefined: the null class) with classifier-free guidance w. Puts `net` in
-// eval mode; call under NoGradGuard. The restoration verbs wire the network into their methods through this.
+// eval mode; call under NoGradGuard. The model refers to `net` and `schedule`: both must outlive it. The
+// restoration verbs wire the network into their methods through this.
 EpsModel network_eps(UNet& net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
                      double guidance);
 
