@@ -485,7 +485,7 @@ Command add_edit(CLI::App& root) {
     } catch (const std::exception& e) {
       throw std::runtime_error("--strength " + num_str(A.strength) + ": " + e.what());
     }
-    const int64_t steps = A.steps > 0 ? A.steps : std::max<int64_t>(1, std::llround(A.strength * 100));
+    const int64_t steps = sdedit_steps(A.strength, A.steps);
     const auto variance = resolve_variance(*s, A.variance);
     const int64_t nfe = static_cast<int64_t>(grid_from(t0, steps).size());
     const auto src = load_source(*s, A.src);  // the guides: a file, or dataset images (then PSNR to the guide)

@@ -35,11 +35,16 @@ std::vector<int64_t> repaint_levels(int64_t steps, int64_t jump_length, int64_t 
   return levels;
 }
 
-int64_t repaint_nfe(int64_t steps, int64_t jump_length, int64_t resample) {
-  const auto lv = repaint_levels(steps, jump_length, resample);
+namespace {
+int64_t reverse_steps(const std::vector<int64_t>& levels) {  // the decreases: one model call each
   int64_t n = 0;
-  for (size_t i = 1; i < lv.size(); ++i) n += lv[i] < lv[i - 1];
+  for (size_t i = 1; i < levels.size(); ++i) n += levels[i] < levels[i - 1];
   return n;
+}
+}  // namespace
+
+int64_t repaint_nfe(int64_t steps, int64_t jump_length, int64_t resample) {
+  return reverse_steps(repaint_levels(steps, jump_length, resample));
 }
 
 torch::Tensor repaint_inpaint(const Schedule& schedule, const EpsModel& model, const torch::Tensor& x_T,
@@ -50,8 +55,8 @@ torch::Tensor repaint_inpaint(const Schedule& schedule, const EpsModel& model, c
   const auto ts = time_grid(Spacing::Uniform, schedule, opts.steps);
   const auto levels = repaint_levels(static_cast<int64_t>(ts.size()), opts.jump_length, opts.resample);
   auto abar = [&](int64_t k) { return k == 0 ? 1.0 : alpha_bar_of(schedule, ts[static_cast<size_t>(k - 1)]); };
-  int64_t total = 0, done = 0;
-  for (size_t i = 1; i < levels.size(); ++i) total += levels[i] < levels[i - 1];
+  const int64_t total = reverse_steps(levels);
+  int64_t done = 0;
   auto x = x_T;  // [B,C,H,W], at level S
   for (size_t i = 1; i < levels.size(); ++i) {
     const int64_t from = levels[i - 1], to = levels[i];

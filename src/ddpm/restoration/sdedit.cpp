@@ -18,6 +18,10 @@ int64_t sdedit_start(double strength, int64_t T) {
   return std::clamp<int64_t>(t0, 0, T - 1);
 }
 
+int64_t sdedit_steps(double strength, int64_t steps) {
+  return steps > 0 ? steps : std::max<int64_t>(1, std::llround(strength * 100));
+}
+
 std::vector<double> grid_from(int64_t t0, int64_t steps) {
   std::vector<double> g;
   for (auto t : respaced_timesteps(t0 + 1, std::clamp<int64_t>(steps, 1, t0 + 1))) g.push_back(static_cast<double>(t));
@@ -28,8 +32,7 @@ torch::Tensor sdedit(const Schedule& schedule, const EpsModel& model, const torc
                      const NoiseFn& noise, const SDEditOptions& opts) {
   const int64_t t0 = sdedit_start(opts.strength, schedule.T);
   if (opts.keep.defined()) check_keep_mask(opts.keep, guide, "sdedit: mask");
-  const int64_t steps = opts.steps > 0 ? opts.steps : std::max<int64_t>(1, std::llround(opts.strength * 100));
-  const auto grid = grid_from(t0, steps);
+  const auto grid = grid_from(t0, sdedit_steps(opts.strength, opts.steps));
   const double a0 = alpha_bar_of(schedule, static_cast<double>(t0));
   auto x = noised_to(guide, a0, noise);  // x_{t_0} ~ q(x_{t_0} | x_guide)  [B,C,H,W]
   return reverse_chain(schedule, model, x, grid, opts.variance, opts.clip_x0, opts.keep, guide, noise, opts.on_step);

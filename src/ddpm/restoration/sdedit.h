@@ -16,6 +16,8 @@ namespace ddpm {
 
 // t_0 of a strength in (0, 1]: ⌈strength·T⌉ − 1 (strength 1 is T − 1). Throws outside (0, 1].
 int64_t sdedit_start(double strength, int64_t T);
+// The reverse steps SDEdit takes: `steps`, or with 0 the default max(1, round(strength · 100)).
+int64_t sdedit_steps(double strength, int64_t steps);
 // `steps` integer timesteps from 0 to t0 inclusive, evenly spaced, ascending (respaced_timesteps on 0..t0);
 // steps is capped at t0 + 1.
 std::vector<double> grid_from(int64_t t0, int64_t steps);
