@@ -18,6 +18,7 @@
 #include "ddpm/restoration/repaint.h"
 #include "ddpm/restoration/replace.h"
 #include "ddpm/restoration/sdedit.h"
+#include "ddpm/restoration/verbs.h"
 #include "ddpm/samplers/ddim.h"
 #include "ddpm/util/runtime.h"
 
@@ -36,40 +37,6 @@ constexpr const char* kMaskConvention =
     "Mask files: WHITE (>= 128) = the region to fill or change, BLACK = keep (the AUTOMATIC1111 / Stable Diffusion "
     "convention); any channel count (RGB: its luminance), the model's image size; a mask that keeps every pixel or "
     "none is an error.";
-
-// Per-result noise streams start with an own generator per (input, result) pair; the degraded inputs of --data
-// draw from their own stream, per dataset index (the same image gets the same noise whatever else is chosen).
-constexpr uint64_t kStreamInputNoise = 212;
-
-// Pair p = i·K + k -> input i, as an index tensor for the pairs [first, first + n).
-torch::Tensor inputs_of(int64_t first, int64_t n, int64_t K, const torch::Device& device) {
-  return torch::arange(first, first + n, torch::kLong).div(K, "floor").to(device);
-}
-
-// The first result of every input: rows 0, K, 2K, ...
-torch::Tensor first_results(const torch::Tensor& results, int64_t N, int64_t K) {
-  return results.index_select(0, torch::arange(N, torch::kLong) * K);
-}
-
-// The PSNR fields of a verb with ground truth: first result, the mean of the K results (K > 1), the baseline;
-// with `missing` also on that region alone (suffix _missing).
-void put_psnr(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
-              const torch::Tensor& baseline_u8, const torch::Tensor& missing = {}) {
-  const int64_t N = truth_u8.size(0);
-  const auto ref = unit_pixels_u8(truth_u8);
-  const auto first = unit_pixels_u8(first_results(results_u8, N, K));
-  const auto base = unit_pixels_u8(baseline_u8);
-  auto all = [&](const std::string& suffix, const torch::Tensor& region) {
-    put_mean_se(j, "psnr" + suffix, psnr(first, ref, region));
-    if (K > 1) {
-      auto mean = unit_pixels_u8(results_u8).view({N, K, ref.size(1), ref.size(2), ref.size(3)}).mean(1);
-      put_mean_se(j, "psnr_posterior_mean" + suffix, psnr(mean, ref, region));
-    }
-    put_mean_se(j, "psnr_baseline" + suffix, psnr(base, ref, region));
-  };
-  all("", {});
-  if (missing.defined()) all("_missing", missing);
-}
 
 std::string psnr_summary(const nlohmann::json& j, bool missing = false) {
   if (!j.contains("psnr")) return "";
@@ -152,11 +119,14 @@ Command add_inpaint(CLI::App& root) {
       throw std::runtime_error("--variance applies to --method repaint|replace only");
     check_eta(A.eta);
     const auto variance = resolve_variance(*s, A.variance);
-    const int64_t steps = A.steps > 0 ? A.steps
-                          : A.method == "repaint" ? RePaintOptions{}.steps
-                          : A.method == "replace" ? ReplaceOptions{}.steps
-                                                  : DDNMOptions{}.steps;
-    const int64_t nfe = A.method == "repaint" ? repaint_nfe(steps, A.jump_length, A.resample) : steps;
+    InpaintParams p;
+    p.method = A.method;
+    p.steps = A.steps;
+    p.jump_length = A.jump_length;
+    p.resample = A.resample;
+    p.eta = A.eta;
+    p.variance = variance;
+    const int64_t steps = inpaint_steps(p), nfe = inpaint_nfe(p);
     const auto src = load_source(*s, A.src);
     if (A.mask.empty() && A.mask_shape.empty())
       throw std::runtime_error("give the region to fill: --mask FILE (white = fill) or --mask-shape NAME");
@@ -170,42 +140,12 @@ Command add_inpaint(CLI::App& root) {
         throw std::runtime_error(std::string("--mask-shape: ") + e.what());
       }
     }
-    const int64_t N = src.images.size(0), K = A.c.num, total = N * K, C = s->channels, S = s->size;
+    const int64_t N = src.images.size(0), K = A.c.num, total = N * K;
     const auto x = to_model_range(src.images);  // [N,C,S,S]
     const auto y = x * keep;                     // A x: the missing pixels 0 (mid-gray)
 
     load_network(*s);
-    PerImageNoise noise(A.c.seed, total);
-    const auto x_T = noise.draw(0, {total, C, S, S});  // [N·K,C,S,S]
-    const auto keep_d = keep.to(s->device);
-    const auto y_d = y.to(s->device);
-    const MaskOperator op(keep_d);
-    auto out = run_batches(*s, total, &noise, [&](int64_t first, int64_t n, const EpsModel& eps, const NoiseFn& nf,
-                                                  const StepCallback& cb) {
-      const auto xT = x_T.slice(0, first, first + n).to(s->device);
-      const auto yb = y_d.index_select(0, inputs_of(first, n, K, s->device));
-      if (A.method == "repaint") {
-        RePaintOptions o;
-        o.steps = steps;
-        o.jump_length = A.jump_length;
-        o.resample = A.resample;
-        o.variance = variance;
-        o.on_step = cb;
-        return repaint_inpaint(*s->schedule, eps, xT, yb, keep_d, nf, o);
-      }
-      if (A.method == "replace") {
-        ReplaceOptions o;
-        o.steps = steps;
-        o.variance = variance;
-        o.on_step = cb;
-        return replace_inpaint(*s->schedule, eps, xT, yb, keep_d, nf, o);
-      }
-      DDNMOptions o;
-      o.steps = steps;
-      o.eta = A.eta;
-      o.on_step = cb;
-      return ddnm_restore(*s->schedule, eps, xT, op, yb, nf, o);
-    });
+    auto out = inpaint_results(runner(*s), y, keep, K, A.c.seed, p);
     const auto results = to_uint8(out), degraded = to_uint8(y);
     torch::Tensor baseline;
     nlohmann::json j = {{"command", "inpaint"}, {"method", A.method}, {"steps", steps}, {"nfe", nfe},
@@ -281,34 +221,24 @@ Command add_upscale(CLI::App& root) {
     if (s->size % K != 0)
       throw std::runtime_error("--factor " + std::to_string(K) + " does not divide the model's image size " +
                                std::to_string(s->size));
-    const int64_t steps = A.steps > 0 ? A.steps : A.method == "ddnm" ? DDNMOptions{}.steps : ILVROptions{}.steps;
+    UpscaleParams sp;
+    sp.method = A.method;
+    sp.steps = A.steps;
+    const int64_t steps = upscale_steps(sp);
     const auto src = load_source(*s, A.src, /*image_is_low_res=*/true, K);
     const AvgPoolOperator op(K);
     // [N,C,S/K,S/K]: pooled here from the ground truth, or the low-resolution file as given
     const auto y = src.ground_truth ? op.apply(to_model_range(src.images)) : to_model_range(src.images);
-    const int64_t N = y.size(0), R = A.c.num, total = N * R, C = s->channels, S = s->size;
+    const int64_t N = y.size(0), R = A.c.num, total = N * R;
 
     load_network(*s);
-    PerImageNoise noise(A.c.seed, total);
-    const auto x_T = noise.draw(0, {total, C, S, S});
-    const auto y_d = y.to(s->device);
-    auto out = run_batches(*s, total, &noise, [&](int64_t first, int64_t n, const EpsModel& eps, const NoiseFn& nf,
-                                                  const StepCallback& cb) {
-      const auto xT = x_T.slice(0, first, first + n).to(s->device);
-      const auto yb = y_d.index_select(0, inputs_of(first, n, R, s->device));
-      if (A.method == "ddnm") {
-        DDNMOptions o;
-        o.steps = steps;
-        o.eta = A.eta;
-        o.on_step = cb;
-        return ddnm_restore(*s->schedule, eps, xT, op, yb, nf, o);
-      }
-      ILVROptions o;
-      o.steps = steps;
-      o.variance = variance;
-      o.on_step = cb;
-      return ilvr_restore(*s->schedule, eps, xT, op, yb, nf, o);
-    });
+    UpscaleParams p;
+    p.method = A.method;
+    p.factor = K;
+    p.steps = steps;
+    p.eta = A.eta;
+    p.variance = variance;
+    auto out = upscale_results(runner(*s), y, R, A.c.seed, p);
     const auto results = to_uint8(out);
     torch::Tensor baseline;
     nlohmann::json j = {{"command", "upscale"}, {"method", A.method}, {"factor", K},      {"steps", steps},
@@ -393,31 +323,11 @@ Command add_denoise(CLI::App& root) {
     const auto src = load_source(*s, A.src);
     const int64_t nfe = static_cast<int64_t>(grid_from(t_start, steps).size());
     auto x = to_model_range(src.images);  // [N,C,S,S]
-    torch::Tensor y;
-    if (src.ground_truth) {
-      std::vector<torch::Tensor> z;
-      for (auto idx : src.indices) {
-        auto gen = make_generator(mix_seed(A.c.seed, static_cast<uint64_t>(idx), kStreamInputNoise));
-        z.push_back(torch::randn({x.size(1), x.size(2), x.size(3)}, gen, torch::kFloat32));
-      }
-      y = x + sigma_model * torch::stack(z);  // not clamped: the noise model y = x + σ′n
-    } else {
-      y = x;
-    }
+    const auto y = src.ground_truth ? noisy_inputs(x, src.indices, A.c.seed, sigma_model) : x;  // not clamped
     const int64_t N = y.size(0), K = A.c.num, total = N * K;
 
     load_network(*s);
-    PerImageNoise noise(A.c.seed, total);
-    const auto y_d = y.to(s->device);
-    auto out = run_batches(*s, total, &noise, [&](int64_t first, int64_t n, const EpsModel& eps, const NoiseFn& nf,
-                                                  const StepCallback& cb) {
-      const auto yb = y_d.index_select(0, inputs_of(first, n, K, s->device));
-      DenoiseOptions o;
-      o.steps = steps;
-      o.variance = variance;
-      o.on_step = cb;
-      return denoise_known_sigma(*s->schedule, eps, yb, sigma_model, nf, o);
-    });
+    auto out = denoise_results(runner(*s), y, sigma_model, K, A.c.seed, steps, variance);
     const auto results = to_uint8(out), degraded = to_uint8(y);
     torch::Tensor baseline;
     nlohmann::json j = {{"command", "denoise"},     {"method", "known-sigma reverse chain"},
@@ -496,19 +406,7 @@ Command add_edit(CLI::App& root) {
     const auto guide = to_model_range(guide_u8);
 
     load_network(*s);
-    PerImageNoise noise(A.c.seed, total);
-    const auto guide_d = guide.to(s->device);
-    const auto keep_d = keep.defined() ? keep.to(s->device) : keep;
-    auto out = run_batches(*s, total, &noise, [&](int64_t first, int64_t n, const EpsModel& eps, const NoiseFn& nf,
-                                                  const StepCallback& cb) {
-      SDEditOptions o;
-      o.strength = A.strength;
-      o.steps = steps;
-      o.keep = keep_d;
-      o.variance = variance;
-      o.on_step = cb;
-      return sdedit(*s->schedule, eps, guide_d.index_select(0, inputs_of(first, n, K, s->device)), nf, o);
-    });
+    auto out = edit_results(runner(*s), guide, keep, K, A.c.seed, A.strength, A.steps, variance);
     const auto results = to_uint8(out);
     nlohmann::json j = {{"command", "edit"}, {"method", "sdedit"}, {"strength", A.strength}, {"t_start", t0},
                         {"steps", steps},    {"nfe", nfe},         {"num", K},               {"inputs", N},
@@ -571,21 +469,7 @@ Command add_interpolate(CLI::App& root) {
     const int64_t F = A.frames;
 
     load_network(*s);
-    const auto ends = to_model_range(ends_u8).to(s->device);
-    auto z = run_batches(*s, 2, nullptr, [&](int64_t first, int64_t n, const EpsModel& eps, const NoiseFn&,
-                                             const StepCallback& cb) {
-      return ddim_invert(*s->schedule, eps, ends.slice(0, first, first + n), steps, Spacing::Uniform, cb);
-    }, "inverting");
-    const auto latents = interpolation_latents(z.slice(0, 0, 1), z.slice(0, 1, 2), F);  // [F,C,S,S]
-    auto out = run_batches(*s, F, nullptr, [&](int64_t first, int64_t n, const EpsModel& eps, const NoiseFn& nf,
-                                               const StepCallback& cb) {
-      DDIMOptions o;
-      o.steps = steps;
-      o.eta = 0.0;
-      o.clip_x0 = InterpolateOptions{}.clip_x0;
-      o.on_step = cb;
-      return ddim_sample(*s->schedule, eps, latents.slice(0, first, first + n).to(s->device), nf, o);
-    }, "frames");
+    auto out = interpolate_frames(runner(*s), to_model_range(ends_u8), F, steps);
     const auto frames = to_uint8(out);
     nlohmann::json j = {{"command", "interpolate"}, {"method", "ddim inversion + slerp"}, {"frames", F},
                         {"steps", steps}, {"nfe", steps}, {"nfe_inversion", steps}, {"num", 1}, {"inputs", 2},

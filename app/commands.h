@@ -30,6 +30,7 @@ Command add_upscale(CLI::App& root);
 Command add_denoise(CLI::App& root);
 Command add_edit(CLI::App& root);
 Command add_interpolate(CLI::App& root);
+Command add_serve(CLI::App& root);
 
 // Helpers shared by commands.
 // The command line as main() received it (what `train --nproc` re-executes in each worker).

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       ddpm::app::add_info(root),  ddpm::app::add_bench(root),  ddpm::app::add_export(root),
       ddpm::app::add_classifier(root), ddpm::app::add_eval(root),  ddpm::app::add_nll(root),
       ddpm::app::add_inpaint(root), ddpm::app::add_upscale(root), ddpm::app::add_denoise(root),
-      ddpm::app::add_edit(root),    ddpm::app::add_interpolate(root),
+      ddpm::app::add_edit(root),    ddpm::app::add_interpolate(root), ddpm::app::add_serve(root),
   };
   try {
     root.parse(argc, argv);

@@ -8,6 +8,7 @@
 #include "ddpm/io/safetensors.h"
 #include "ddpm/nn/precision.h"
 #include "ddpm/restoration/baselines.h"
+#include "ddpm/restoration/inputs.h"
 #include "ddpm/samplers/generate.h"
 #include "ddpm/util/runtime.h"
 
@@ -29,8 +30,6 @@ namespace {
 std::string dims(int64_t c, int64_t h, int64_t w) {
   return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
 }
-std::string side(int64_t h, int64_t w) { return std::to_string(w) + "x" + std::to_string(h); }
-const char* channel_word(int64_t c) { return c == 1 ? "gray" : c == 3 ? "RGB" : "?"; }
 
 // A non-negative integer, or nullopt.
 std::optional<int64_t> parse_index(const std::string& s) {
@@ -126,28 +125,7 @@ std::vector<int64_t> parse_indices(const std::string& spec, int64_t size, const 
 
 torch::Tensor load_input_image(const std::string& path, const std::string& flag, int64_t channels, int64_t height,
                                int64_t width, const std::string& hint) {
-  const std::string what = flag + " '" + path + "'";
-  if (fs::is_directory(path)) throw std::runtime_error(what + ": is a directory");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(what + ": cannot open the file");
-  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  check_image_complete(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), what);
-  torch::Tensor img;
-  try {
-    img = load_image(path);  // [C,H,W], the file's channels
-  } catch (const std::exception& e) {
-    throw std::runtime_error(what + ": " + e.what());
-  }
-  if (img.size(0) == 2) img = img.slice(0, 0, 1);  // gray + alpha -> gray
-  if (img.size(0) == 4) img = img.slice(0, 0, 3);  // RGBA -> RGB (alpha dropped)
-  if (img.size(0) != channels)
-    throw std::runtime_error(what + ": a " + std::to_string(img.size(0)) + "-channel (" + channel_word(img.size(0)) +
-                             ") image; the model takes " + std::to_string(channels) + "-channel (" +
-                             channel_word(channels) + ") images");
-  if (img.size(1) != height || img.size(2) != width)
-    throw std::runtime_error(what + ": the image is " + side(img.size(1), img.size(2)) + ", expected " +
-                             side(height, width) + (hint.empty() ? std::string() : " (" + hint + ")"));
-  return img.contiguous();
+  return input_image_from_file(path, flag, channels, height, width, hint);
 }
 
 int64_t Session::batch() const { return args->batch_size > 0 ? args->batch_size : kDefaultSampleBatch; }
@@ -249,33 +227,21 @@ void load_network(Session& s) {
   s.t0 = std::chrono::steady_clock::now();
 }
 
-torch::Tensor run_batches(Session& s, int64_t total, PerImageNoise* noise, const BatchFn& fn, const std::string& what) {
-  torch::NoGradGuard ng;
-  const bool tty = stderr_is_tty();
-  const int64_t bs = s.batch();
-  std::vector<torch::Tensor> outs;
-  for (int64_t first = 0; first < total; first += bs) {
-    const int64_t n = std::min(bs, total - first);
-    const EpsModel eps = s.eps(n);
-    NoiseFn nf = noise ? noise->slice(first) : NoiseFn([](at::IntArrayRef) -> torch::Tensor {
-      throw std::logic_error("this method draws no noise");
-    });
-    StepCallback on_step = [&, first, n](int64_t i, int64_t steps) {
-      if (!tty) return;
+VerbRunner runner(Session& s) {
+  VerbRunner r;
+  r.schedule = s.schedule.get();
+  r.device = s.device;
+  r.batch = s.batch();
+  r.eps = [&s](int64_t n) { return s.eps(n); };
+  if (stderr_is_tty()) {
+    r.on_step = [&s](int64_t first, int64_t n, int64_t i, int64_t steps, const std::string& what) {
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.t0).count();
-      std::cerr << "\r\033[K" << s.verb << ": " << what << " " << first << "-" << first + n << "/" << total
-                << " | step " << i << "/" << steps << " | " << std::fixed << std::setprecision(1) << el << " s" << std::flush;
+      std::cerr << "\r\033[K" << s.verb << ": " << what << " " << first << "-" << first + n << " | step " << i << "/"
+                << steps << " | " << std::fixed << std::setprecision(1) << el << " s" << std::flush;
+      if (i == steps) std::cerr << "\r\033[K" << std::flush;
     };
-    outs.push_back(fn(first, n, eps, nf, on_step).to(torch::kCPU, torch::kFloat32));
   }
-  if (tty) std::cerr << "\r\033[K" << std::flush;
-  return torch::cat(outs);
-}
-
-void put_mean_se(nlohmann::json& j, const std::string& key, const torch::Tensor& per_image) {
-  const auto m = mean_se(per_image);
-  j[key] = m.mean;
-  j[key + "_se"] = m.se;
+  return r;
 }
 
 Outputs rows_of(const torch::Tensor& degraded, const torch::Tensor& results, int64_t K, const torch::Tensor& truth) {

@@ -11,6 +11,7 @@
 #include "ddpm/diffusion/schedule.h"
 #include "ddpm/io/checkpoint.h"
 #include "ddpm/nn/unet.h"
+#include "ddpm/restoration/verbs.h"
 #include "ddpm/samplers/sampler.h"
 
 #include <nlohmann/json.hpp>
@@ -105,16 +106,9 @@ Source load_source(const Session& s, const SourceArgs& src, bool image_is_low_re
 // Device, threads, precision, --out-dir (created), then the network; starts the clock. Call after every check.
 void load_network(Session& s);
 
-// Runs `fn` over `total` (input, result) pairs in batches of --batch-size: fn(first pair, n pairs, ε-model of the
-// batch, the noise of pairs [first, first + n), progress callback) -> [n,C,H,W] model range. -> [total,C,H,W]
-// float32 on the CPU.
-using BatchFn = std::function<torch::Tensor(int64_t first, int64_t n, const EpsModel& eps, const NoiseFn& noise,
-                                            const StepCallback& on_step)>;
-torch::Tensor run_batches(Session& s, int64_t total, PerImageNoise* noise, const BatchFn& fn,
-                          const std::string& what = "results");
-
-// j[key] = mean, j[key + "_se"] = standard error of per-image values [N].
-void put_mean_se(nlohmann::json& j, const std::string& key, const torch::Tensor& per_image);
+// The library's runner of the verbs' compute cores (restoration/verbs.h) on the session's network, with a progress
+// line on a terminal. Call after load_network.
+VerbRunner runner(Session& s);
 
 // What a verb writes.
 struct Outputs {

@@ -7,6 +7,7 @@
 #include <stb/stb_image_write.h>
 
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 namespace ddpm {
@@ -24,6 +25,25 @@ torch::Tensor load_image(const std::string& path, int channels) {
   const int cc = channels ? channels : c;
   // clone, not contiguous(): for C = 1 the permuted view already counts as contiguous, and contiguous() would
   // return a view of the buffer freed below.
+  auto t = torch::from_blob(px, {h, w, cc}, torch::kUInt8).permute({2, 0, 1}).clone(torch::MemoryFormat::Contiguous);  // [C,H,W]
+  stbi_image_free(px);
+  return t;
+}
+
+torch::Tensor decode_image(const std::string& bytes, const std::string& what, int channels) {
+  const auto* b = reinterpret_cast<const stbi_uc*>(bytes.data());
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw std::runtime_error(what + ": too large");
+  const int n = static_cast<int>(bytes.size());
+  int w = 0, h = 0, c = 0;
+  if (!stbi_info_from_memory(b, n, &w, &h, &c))
+    throw std::runtime_error(what + ": cannot read image (" + stbi_failure_reason() + ")");
+  if (w <= 0 || h <= 0 || w > kMaxImageSide || h > kMaxImageSide)
+    throw std::runtime_error(what + ": image of " + std::to_string(w) + "x" + std::to_string(h) +
+                             " pixels is larger than the " + std::to_string(kMaxImageSide) + "-pixel side limit");
+  unsigned char* px = stbi_load_from_memory(b, n, &w, &h, &c, channels);
+  if (!px) throw std::runtime_error(what + ": cannot read image (" + stbi_failure_reason() + ")");
+  const int cc = channels ? channels : c;
   auto t = torch::from_blob(px, {h, w, cc}, torch::kUInt8).permute({2, 0, 1}).clone(torch::MemoryFormat::Contiguous);  // [C,H,W]
   stbi_image_free(px);
   return t;

@@ -11,6 +11,8 @@ constexpr int kMaxImageSide = 16384;  // larger images are refused before decodi
 
 // Reads a PNG/JPEG/BMP/... file (header checked first: at most kMaxImageSide per side); `channels` 0 keeps the file's own, 1 or 3 converts. -> [C,H,W] uint8
 torch::Tensor load_image(const std::string& path, int channels = 0);
+// The same from the bytes of a file in memory (an upload); `what` names it in errors. -> [C,H,W] uint8
+torch::Tensor decode_image(const std::string& bytes, const std::string& what, int channels = 0);
 // [C,H,W] uint8 (C = 1 or 3) -> the bytes of a PNG file.
 std::string encode_png(const torch::Tensor& chw_u8);
 // Writes [C,H,W] uint8 (C = 1 or 3) as PNG, atomically. Throws with the path on failure.

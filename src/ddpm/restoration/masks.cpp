@@ -87,18 +87,23 @@ torch::Tensor keep_from_mask_image(const torch::Tensor& chw_u8, const std::strin
   return keep;
 }
 
+torch::Tensor mask_from_bytes(const std::string& bytes, int64_t height, int64_t width, const std::string& what) {
+  if (bytes.empty()) throw std::runtime_error(what + ": empty (no image bytes)");
+  check_image_complete(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), what);
+  auto img = decode_image(bytes, what);  // [C,H,W], the file's own channels
+  if (img.size(1) != height || img.size(2) != width)
+    throw std::runtime_error(what + ": the mask is " + size_str(img.size(1), img.size(2)) +
+                             ", the model's images are " + size_str(height, width));
+  return keep_from_mask_image(img, what);
+}
+
 torch::Tensor load_mask_file(const std::string& path, int64_t height, int64_t width, const std::string& flag) {
   const std::string what = flag + " '" + path + "'";
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error(what + ": cannot open the file");
   const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (f.bad()) throw std::runtime_error(what + ": read error");
-  check_image_complete(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), what);
-  auto img = load_image(path);  // [C,H,W], the file's own channels
-  if (img.size(1) != height || img.size(2) != width)
-    throw std::runtime_error(what + ": the mask is " + size_str(img.size(1), img.size(2)) +
-                             ", the model's images are " + size_str(height, width));
-  return keep_from_mask_image(img, what);
+  return mask_from_bytes(bytes, height, width, what);
 }
 
 }  // namespace ddpm

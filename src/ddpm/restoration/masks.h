@@ -36,6 +36,8 @@ torch::Tensor keep_from_mask_image(const torch::Tensor& chw_u8, const std::strin
 // Reads a mask PNG/JPEG (its structure checked complete first, so a truncated file is an error), converts it as
 // keep_from_mask_image, and checks it is height×width. Throws naming `path` (and `flag`, e.g. "--mask").
 torch::Tensor load_mask_file(const std::string& path, int64_t height, int64_t width, const std::string& flag);
+// The same from the bytes of a mask image in memory (an upload); `what` names it in errors.
+torch::Tensor mask_from_bytes(const std::string& bytes, int64_t height, int64_t width, const std::string& what);
 
 // Throws "<what>: keeps every pixel (nothing to fill)" / "keeps no pixel" unless keep [1,1,H,W] has both.
 void check_mask_has_both(const torch::Tensor& keep, const std::string& what);

@@ -69,7 +69,8 @@ torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts
     if (!opts.labels.empty())
       y = torch::tensor(std::vector<int64_t>(opts.labels.begin() + start, opts.labels.begin() + start + n),
                         torch::kLong);  // [n]
-    const EpsModel eps = network_eps(net, cfg, schedule, y, opts.guidance);
+    EpsModel eps = network_eps(net, cfg, schedule, y, opts.guidance);
+    if (opts.wrap_model) eps = opts.wrap_model(std::move(eps));
     SamplerOptions so = opts.sampler;
     if (opts.on_progress) so.on_step = [&, start, n](int64_t i, int64_t total) { opts.on_progress(start, n, i, total); };
     auto x0 = run_sampler(schedule, eps, x_T.slice(0, start, start + n).to(device), noise.slice(start), so);

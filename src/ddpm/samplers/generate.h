@@ -27,6 +27,8 @@ struct GenerateOptions {
   double guidance = 0.0;             // classifier-free guidance weight w (guidance.h)
   // Progress: (first image of the batch, images in it, step done, steps).
   std::function<void(int64_t, int64_t, int64_t, int64_t)> on_progress;
+  // Applied to each batch's ε-model before sampling (the server's previews and cancellation); unset: none.
+  std::function<EpsModel(EpsModel)> wrap_model;
 };
 
 // Samples opts.num images with `net` (put in eval mode, no gradients) on its device: [N,C,H,W] float32 on the
