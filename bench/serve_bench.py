@@ -116,7 +116,10 @@ try:
     def client(i):
         a = Api(port)
         barrier.wait()
-        lat[i], _ = a.run({"num": 1, "seed": i, "sampler": "dpm++2m", "steps": 20}, poll=0.02)
+        try:
+            lat[i], _ = a.run({"num": 1, "seed": i, "sampler": "dpm++2m", "steps": 20}, poll=0.02)
+        except Exception as e:  # counted as failed, reported below
+            print("client %d: %s" % (i, e), file=sys.stderr)
 
     ts = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     t0 = time.perf_counter()
@@ -125,7 +128,8 @@ try:
     for t in ts:
         t.join()
     load_wall = time.perf_counter() - t0
-    lat.sort()
+    failed = sum(1 for x in lat if x is None)
+    lat = sorted(x for x in lat if x is not None)
     q = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
     cpu = ""
     try:
@@ -143,7 +147,7 @@ try:
         "health_requests_per_s": round(health_rps, 1),
         "load": {"clients": args.clients, "job": "1 image, dpm++2m 20 steps", "p50_s": round(q(0.5), 3),
                  "p99_s": round(q(0.99), 3), "wall_s": round(load_wall, 3),
-                 "jobs_per_s": round(args.clients / load_wall, 2)},
+                 "jobs_per_s": round(args.clients / load_wall, 2), "failed": failed},
     }))
 finally:
     proc.terminate()

@@ -84,6 +84,7 @@ int Server::start() {
   http_->set_read_timeout(o_.read_timeout_s, 0);
   http_->set_write_timeout(o_.write_timeout_s, 0);
   http_->set_keep_alive_timeout(o_.keep_alive_s);
+  http_->set_tcp_nodelay(true);  // headers and body go out as separate writes: no Nagle wait between them
   http_->set_payload_max_length(o_.max_body_mb * 1024 * 1024);
   routes();
   if (o_.port == 0) {
