@@ -5,9 +5,11 @@
                                         [--repeats 5] [--threads 2]
 
 Measures, alternating the two sides so that drift hits both alike:
-  - job latency through the server (POST to `completed`, polled every 5 ms) vs the same work from the CLI
-    (`ddpm sample` with the same parameters: its own "seconds", the sampling alone, and its whole process) for
-    16 images x 20 NFE (dpm++2m), and the overhead;
+  - job latency through the server (POST, then the job's event stream read up to its `result` event, as the web
+    page does) vs the same work from the CLI (`ddpm sample` with the same parameters: its own "seconds", the
+    sampling alone, and its whole process) for 16 images x 20 NFE (dpm++2m), and the overhead;
+  - the same job waited for by polling GET /v1/jobs/{id} every 5 ms instead: on a 2-core machine the polling
+    client competes with the model's two threads, and this shows what that costs;
   - the cost of the previews (the same job with preview_every 0 vs the default, about 20 per job);
   - requests/s of GET /health (one keep-alive client, sequential);
   - p50/p99 job latency with 64 clients submitting at once (1 image, dpm++2m 20 steps each) and polling.
@@ -63,6 +65,29 @@ class Api:
         data = r.read()
         return r.status, (json.loads(data) if data and r.getheader("Content-Type", "").startswith("application/json") else data)
 
+    def run_events(self, job):
+        """POST the job, then read its event stream until the `result` event: no polling."""
+        t0 = time.perf_counter()
+        st, j = self.call("POST", "/v1/jobs", job)
+        assert st == 202, (st, j)
+        self.c.request("GET", "/v1/jobs/" + j["id"] + "/events")
+        r = self.c.getresponse()
+        assert r.status == 200, r.status
+        event = None
+        while True:
+            line = r.fp.readline()
+            if not line:
+                raise RuntimeError("event stream ended without a result")
+            line = line.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "result":
+                lat = time.perf_counter() - t0
+                s = json.loads(line[5:])
+                self.c.close()  # the stream ends after the result; the next call reconnects
+                assert s["status"] == "completed", s
+                return lat, s["result"]["seconds"]
+
     def run(self, job, poll=0.005):
         t0 = time.perf_counter()
         st, j = self.call("POST", "/v1/jobs", job)
@@ -89,18 +114,20 @@ def cli_once():
 proc, port = start_server()
 api = Api(port)
 try:
-    api.run(JOB)  # warm-up: first-call allocations
+    api.run_events(JOB)  # warm-up: first-call allocations
     cli_once()
-    server_lat, server_secs, cli_secs, cli_wall, nopreview_lat = [], [], [], [], []
+    server_lat, server_secs, cli_secs, cli_wall, nopreview_lat, poll_lat = [], [], [], [], [], []
     for _ in range(args.repeats):
-        lat, secs = api.run(JOB)
+        lat, secs = api.run_events(JOB)
         server_lat.append(lat)
         server_secs.append(secs)
         wall, secs = cli_once()
         cli_wall.append(wall)
         cli_secs.append(secs)
-        lat, _ = api.run(dict(JOB, preview_every=0))
+        lat, _ = api.run_events(dict(JOB, preview_every=0))
         nopreview_lat.append(lat)
+        lat, _ = api.run(JOB, poll=0.005)
+        poll_lat.append(lat)
     med = statistics.median
     # /health
     n = 2000
@@ -143,6 +170,8 @@ try:
         "cli_sampling_seconds": round(med(cli_secs), 4), "cli_process_seconds": round(med(cli_wall), 4),
         "overhead_vs_cli_sampling": round(med(server_lat) / med(cli_secs) - 1, 4),
         "latency_without_previews_s": round(med(nopreview_lat), 4),
+        "latency_polling_5ms_s": round(med(poll_lat), 4),
+        "polling_cost": round(med(poll_lat) / med(server_lat) - 1, 4),
         "preview_cost": round(med(server_lat) / med(nopreview_lat) - 1, 4),
         "health_requests_per_s": round(health_rps, 1),
         "load": {"clients": args.clients, "job": "1 image, dpm++2m 20 steps", "p50_s": round(q(0.5), 3),
