@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <utility>
 
 namespace ddpm::app {
 namespace fs = std::filesystem;
@@ -23,6 +24,8 @@ struct SampleArgs {
   std::string checkpoint, sampler = "ddpm", out, out_dir, format = "grid", device = "auto", variance, spacing, klass;
   int64_t num = 64, steps = 0, nrow = 0, scale = 1, batch_size = 0, threads = 0;
   double eta = 0, guidance = 0, rho = 7;
+  SamplerOptions sde;  // edm-sde and pc options (their defaults: registry.h)
+  std::string predictor = "reverse-diffusion";
   uint64_t seed = 0;
   bool no_clip = false, force_precision = false;
   std::string precision = "fp32";
@@ -36,20 +39,32 @@ Command add_sample(CLI::App& root) {
   c->option_defaults()->always_capture_default();
   c->add_option("--checkpoint", a->checkpoint, "Checkpoint or weights file (.safetensors)")->required();
   c->add_option("--sampler", a->sampler,
-                "ddpm (ancestral) | ddim | dpm++2m | dpm++3m | euler | heun (Heun costs 2·steps−1 NFE)")
+                "ddpm (ancestral) | ddim | dpm++2m | dpm++3m | euler | heun | edm-sde | vp-sde | pc "
+                "(heun and edm-sde cost 2·steps−1 NFE, pc steps + M·(steps−1))")
       ->check(CLI::IsMember(sampler_names()));
   auto* o_num = c->add_option("--num", a->num, "Number of images (with --class all: a multiple of the classes; default 8 per class)")
                     ->check(CLI::PositiveNumber);
   c->add_option("--seed", a->seed, "Seed: the same seed gives the same images");
   c->add_option("--steps", a->steps,
-                "Sampler steps; 0 = the sampler's default (ddpm: T, ddim/euler: 50, dpm++: 20, heun: 18)")
+                "Sampler steps; 0 = the sampler's default (ddpm/vp-sde/pc: T, ddim/euler: 50, dpm++: 20, heun/edm-sde: 18)")
       ->check(CLI::NonNegativeNumber);
   c->add_option("--eta", a->eta, "DDIM η: 0 deterministic, 1 DDPM-like noise")->check(CLI::NonNegativeNumber);
   c->add_option("--spacing", a->spacing,
                 "Where the model is evaluated: uniform | trailing | quadratic | logsnr | karras "
-                "(default: ddpm/ddim uniform, dpm++ logsnr, euler/heun karras)")
+                "(default: ddpm/ddim/vp-sde/pc uniform, dpm++ logsnr, euler/heun/edm-sde karras)")
       ->check(CLI::IsMember({"uniform", "trailing", "quadratic", "logsnr", "karras"}));
   auto* o_rho = c->add_option("--rho", a->rho, "ρ of the karras spacing")->check(CLI::PositiveNumber);
+  // edm-sde (EDM Algorithm 2) and pc (Song et al. 2021, Algorithms 3 and 5): checked by check_sampler_options.
+  const std::vector<CLI::Option*> edm_opts = {
+      c->add_option("--s-churn", a->sde.s_churn, "edm-sde: S_churn ≥ 0, total churn (γ_i = min(S_churn/steps, √2−1)); 0 = heun"),
+      c->add_option("--s-tmin", a->sde.s_tmin, "edm-sde: churn only where σ ≥ S_tmin"),
+      c->add_option("--s-tmax", a->sde.s_tmax, "edm-sde: churn only where σ ≤ S_tmax (inf allowed)"),
+      c->add_option("--s-noise", a->sde.s_noise, "edm-sde: S_noise ≥ 0, scale of the churn noise")};
+  const std::vector<CLI::Option*> pc_opts = {
+      c->add_option("--corrector-steps", a->sde.corrector_steps, "pc: Langevin corrector steps M after each predictor step"),
+      c->add_option("--snr", a->sde.snr, "pc: target signal-to-noise ratio r > 0 of the corrector's step size"),
+      c->add_option("--predictor", a->predictor, "pc: reverse-diffusion | ancestral")
+          ->check(CLI::IsMember({"reverse-diffusion", "ancestral"}))};
   c->add_option("--variance", a->variance, "ddpm: fixed_large (σ²=β_t) | fixed_small (σ²=β̃_t); default: the model's")
       ->check(CLI::IsMember({"fixed_large", "fixed_small"}));
   c->add_flag("--no-clip", a->no_clip, "Do not clip the predicted x_0 to [-1, 1]");
@@ -86,6 +101,14 @@ Command add_sample(CLI::App& root) {
     g.sampler.eta = a->eta;
     if (!a->spacing.empty()) g.sampler.spacing = parse_spacing(a->spacing);
     g.sampler.rho = a->rho;
+    g.sampler.s_churn = a->sde.s_churn, g.sampler.s_tmin = a->sde.s_tmin, g.sampler.s_tmax = a->sde.s_tmax;
+    g.sampler.s_noise = a->sde.s_noise;
+    g.sampler.corrector_steps = a->sde.corrector_steps, g.sampler.snr = a->sde.snr;
+    g.sampler.predictor = parse_pc_predictor(a->predictor);
+    for (const auto& [opts, owner] : {std::pair{&edm_opts, "edm-sde"}, std::pair{&pc_opts, "pc"}})
+      for (auto* o : *opts)
+        if (o->count() && a->sampler != owner)
+          throw std::runtime_error(o->get_name() + " applies to the " + owner + " sampler only");
     g.sampler.variance = parse_variance_type(a->variance.empty() ? cfg.diffusion.variance : a->variance);
     g.sampler.clip_x0 = !a->no_clip;
     if (o_rho->count() && sampler_spacing(g.sampler) != Spacing::Karras)
@@ -169,6 +192,14 @@ Command add_sample(CLI::App& root) {
                         {"prediction", cfg.diffusion.prediction}};
     if (a->sampler == "ddpm") j["variance"] = to_string(g.sampler.variance);
     if (a->sampler == "ddim") j["eta"] = a->eta;
+    if (a->sampler == "edm-sde") {
+      j["s_churn"] = a->sde.s_churn, j["s_tmin"] = a->sde.s_tmin, j["s_noise"] = a->sde.s_noise;
+      j["s_tmax"] = std::isfinite(a->sde.s_tmax) ? nlohmann::json(a->sde.s_tmax) : nlohmann::json("inf");
+    }
+    if (a->sampler == "pc") {
+      j["corrector_steps"] = a->sde.corrector_steps, j["snr"] = a->sde.snr;
+      j["predictor"] = a->predictor;
+    }
     j["spacing"] = to_string(sampler_spacing(g.sampler));
     if (sampler_spacing(g.sampler) == Spacing::Karras) j["rho"] = a->rho;
     if (!a->klass.empty()) j["class"] = a->klass;

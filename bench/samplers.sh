@@ -5,7 +5,7 @@
 #   bench/samplers.sh [CHECKPOINT] [NUM_IMAGES] [OUT_DIR]
 #   defaults: models/fmnist-small.safetensors, 64 images, bench-out/samplers
 # Environment: DDPM (binary, default build/ddpm), THREADS (default 0 = all cores), SEED (default 0),
-# STEPS (default "10 20 50"), SAMPLERS (default "ddim dpm++2m dpm++3m euler heun"), DDPM_STEPS (default "1000 100").
+# STEPS (default "10 20 50"), SAMPLERS (default "ddim dpm++2m dpm++3m euler heun edm-sde vp-sde pc"), DDPM_STEPS (default "1000 100").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:-models/fmnist-small.safetensors}
@@ -17,10 +17,10 @@ seed=${SEED:-0}
 mkdir -p "$out"
 runs=()
 for n in ${DDPM_STEPS:-1000 100}; do runs+=("ddpm $n"); done
-for s in ${SAMPLERS:-ddim dpm++2m dpm++3m euler heun}; do
+for s in ${SAMPLERS:-ddim dpm++2m dpm++3m euler heun edm-sde vp-sde pc}; do
   for n in ${STEPS:-10 20 50}; do
-    # Heun spends 2·steps − 1 NFE: give it the steps that spend about n NFE.
-    if [ "$s" = heun ]; then runs+=("heun $(( (n + 1) / 2 ))"); else runs+=("$s $n"); fi
+    # Heun, edm-sde and pc (1 corrector step) spend 2·steps − 1 NFE: give them the steps that spend about n NFE.
+    if [ "$s" = heun ] || [ "$s" = edm-sde ] || [ "$s" = pc ]; then runs+=("$s $(( (n + 1) / 2 ))"); else runs+=("$s $n"); fi
   done
 done
 echo "["

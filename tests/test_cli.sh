@@ -85,13 +85,27 @@ check "export writes a smaller weights-only file" [ "$(stat -c %s "$T/w.safetens
 check "weights-only file samples the same images" cmp -s "$T/grid.png" "$T/grid4.png"
 
 # --- fast samplers, prediction targets, classes and guidance (issue 3) ----------------------------------------
-for spec in "ddim 4 4" "dpm++2m 4 4" "dpm++3m 4 4" "euler 4 4" "heun 4 7" "ddpm 4 4"; do
+for spec in "ddim 4 4" "dpm++2m 4 4" "dpm++3m 4 4" "euler 4 4" "heun 4 7" "ddpm 4 4" "edm-sde 4 7" "vp-sde 4 4" "pc 4 7"; do
   set -- $spec
   "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler "$1" --steps "$2" --num 2 --out "$T/s_$2.png" \
     >"$T/s.json" 2>"$T/s.err"
   check "sample --sampler $1 --steps $2 reports $3 NFE" grep -q "\"nfe\":$3," "$T/s.json"
   [ "$1" = heun ] && check "heun says it spends 2 NFE per step" grep -q "7 NFE per image" "$T/s.err"
 done
+# The score-SDE samplers (issue 21): their options, and the NFE they report with them.
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler pc --steps 4 --corrector-steps 2 --snr 0.1 \
+  --predictor ancestral --num 2 --out "$T/pc.png" >"$T/s.json" 2>"$T/s.err"
+check "pc --corrector-steps 2 --steps 4 reports 4 + 2·3 = 10 NFE" grep -q '"nfe":10,' "$T/s.json"
+check "pc reports its corrector options" grep -q '"predictor":"ancestral"' "$T/s.json"
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler edm-sde --steps 4 --s-churn 10 --s-tmin 0 \
+  --s-tmax inf --s-noise 1 --num 2 --seed 3 --out "$T/edm1.png" >"$T/s.json" 2>/dev/null
+check "edm-sde takes --s-tmax inf and reports 7 NFE" grep -q '"nfe":7,.*"s_tmax":"inf"' "$T/s.json"
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler edm-sde --steps 4 --s-churn 0 --num 2 --seed 3 \
+  --out "$T/edm0.png" >/dev/null 2>&1
+"$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler heun --steps 4 --num 2 --seed 3 \
+  --out "$T/heun0.png" >/dev/null 2>&1
+check "edm-sde --s-churn 0 samples heun's images" cmp -s "$T/edm0.png" "$T/heun0.png"
+check "edm-sde with churn samples others" bash -c "! cmp -s '$T/edm1.png' '$T/heun0.png'"
 "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --eta 1 --spacing trailing --steps 5 --num 2 \
   --out "$T/ddim.png" >"$T/s.json" 2>/dev/null
 check "ddim with --eta and --spacing trailing" grep -q '"spacing":"trailing"' "$T/s.json"
@@ -165,6 +179,12 @@ expect_error "unknown sampler"             "sampler"             "$DDPM" sample 
 expect_error "steps beyond T"              "outside \[1, 1000\]" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --steps 2000 --out "$T/x.png"
 expect_error "eta on a non-ddim sampler"   "ddim sampler only"   "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler dpm++2m --eta 0.5 --out "$T/x.png"
 expect_error "rho without karras spacing"  "karras spacing only" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler ddim --rho 5 --out "$T/x.png"
+expect_error "edm-sde negative churn"      "s-churn must be >= 0" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler edm-sde --s-churn -1 --out "$T/x.png"
+expect_error "edm-sde s-tmax below s-tmin" "must be >= --s-tmin" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler edm-sde --s-tmin 2 --out "$T/x.png"
+expect_error "vp-sde with an edm-sde flag" "s-churn applies to the edm-sde sampler only" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler vp-sde --s-churn 5 --out "$T/x.png"
+expect_error "pc with snr 0"               "snr must be a positive number" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler pc --snr 0 --out "$T/x.png"
+expect_error "pc negative corrector steps" "corrector-steps must be >= 0" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler pc --corrector-steps -2 --out "$T/x.png"
+expect_error "heun with a pc flag"         "snr applies to the pc sampler only" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --sampler heun --snr 0.2 --out "$T/x.png"
 expect_error "unknown spacing"             "spacing"             "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --spacing cubic --out "$T/x.png"
 expect_error "--class on an unconditional model" "unconditional" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --class 1 --out "$T/x.png"
 expect_error "--guidance on an unconditional model" "class-conditional" "$DDPM" sample --checkpoint "$RUN/checkpoint.safetensors" --guidance 1 --out "$T/x.png"

@@ -4,22 +4,51 @@
 #include "ddpm/samplers/ddim.h"
 #include "ddpm/samplers/ddpm_sampler.h"
 #include "ddpm/samplers/dpm_solver.h"
+#include "ddpm/samplers/edm_sde.h"
 #include "ddpm/samplers/euler.h"
 #include "ddpm/samplers/heun.h"
+#include "ddpm/samplers/vp_sde.h"
 
 #include <stdexcept>
 
 namespace ddpm {
 namespace {
 int64_t default_steps(const std::string& name, int64_t T) {
-  if (name == "ddpm") return T;
+  if (name == "ddpm" || name == "vp-sde" || name == "pc") return T;
   if (name == "ddim" || name == "euler") return std::min<int64_t>(50, T);
-  if (name == "heun") return std::min<int64_t>(18, T);
+  if (name == "heun" || name == "edm-sde") return std::min<int64_t>(18, T);
   return std::min<int64_t>(20, T);  // dpm++2m, dpm++3m
+}
+EDMSDEOptions edm_sde_options(const SamplerOptions& o, int64_t steps, Spacing spacing) {
+  EDMSDEOptions e;
+  e.steps = steps;
+  e.spacing = spacing;
+  e.rho = o.rho;
+  e.clip_x0 = o.clip_x0;
+  e.on_step = o.on_step;
+  e.s_churn = o.s_churn;
+  e.s_tmin = o.s_tmin;
+  e.s_tmax = o.s_tmax;
+  e.s_noise = o.s_noise;
+  return e;
+}
+
+PCOptions pc_options(const SamplerOptions& o, int64_t steps, Spacing spacing) {
+  PCOptions p;
+  p.steps = steps;
+  p.spacing = spacing;
+  p.corrector_steps = o.corrector_steps;
+  p.snr = o.snr;
+  p.predictor = o.predictor;
+  p.clip_x0 = o.clip_x0;
+  p.on_step = o.on_step;
+  return p;
 }
 }  // namespace
 
-std::vector<std::string> sampler_names() { return {"ddpm", "ddim", "dpm++2m", "dpm++3m", "euler", "heun"}; }
+std::vector<std::string> sampler_names() {
+  return {"ddpm", "ddim", "dpm++2m", "dpm++3m", "euler", "heun", "edm-sde", "vp-sde", "pc"};
+}
 
 void check_sampler_options(const SamplerOptions& o, int64_t T) {
   bool known = false;
@@ -36,6 +65,8 @@ void check_sampler_options(const SamplerOptions& o, int64_t T) {
   if (o.eta < 0) throw std::runtime_error("--eta must be >= 0, got " + std::to_string(o.eta));
   if (o.eta != 0 && o.name != "ddim") throw std::runtime_error("--eta applies to the ddim sampler only");
   if (!(o.rho > 0)) throw std::runtime_error("--rho must be positive");
+  check_edm_sde_options(edm_sde_options(o, s, Spacing::Karras));
+  check_pc_options(pc_options(o, s, Spacing::Uniform));
 }
 
 int64_t sampler_steps(const SamplerOptions& o, int64_t T) { return o.steps > 0 ? o.steps : default_steps(o.name, T); }
@@ -43,16 +74,21 @@ int64_t sampler_steps(const SamplerOptions& o, int64_t T) { return o.steps > 0 ?
 Spacing sampler_spacing(const SamplerOptions& o) {
   if (o.spacing) return *o.spacing;
   if (o.name == "dpm++2m" || o.name == "dpm++3m") return Spacing::LogSNR;
-  if (o.name == "euler" || o.name == "heun") return Spacing::Karras;
+  if (o.name == "euler" || o.name == "heun" || o.name == "edm-sde") return Spacing::Karras;
   return Spacing::Uniform;
 }
 
 int64_t sampler_nfe(const SamplerOptions& o, int64_t T) {
   const int64_t s = sampler_steps(o, T);
-  return o.name == "heun" ? 2 * s - 1 : s;
+  if (o.name == "heun" || o.name == "edm-sde") return 2 * s - 1;
+  if (o.name == "pc") return pc_nfe(s, o.corrector_steps);
+  return s;
 }
 
-bool sampler_uses_noise(const SamplerOptions& o) { return o.name == "ddpm" || (o.name == "ddim" && o.eta > 0); }
+bool sampler_uses_noise(const SamplerOptions& o) {
+  return o.name == "ddpm" || o.name == "vp-sde" || o.name == "pc" || (o.name == "ddim" && o.eta > 0) ||
+         (o.name == "edm-sde" && o.s_churn > 0 && o.s_noise > 0);
+}
 
 torch::Tensor run_sampler(const Schedule& schedule, const EpsModel& model, const torch::Tensor& x_T,
                           const NoiseFn& noise, const SamplerOptions& o) {
@@ -85,6 +121,16 @@ torch::Tensor run_sampler(const Schedule& schedule, const EpsModel& model, const
     d.clip_x0 = o.clip_x0;
     d.on_step = o.on_step;
     return dpm_solver_pp_sample(schedule, model, x_T, d);
+  }
+  if (o.name == "edm-sde") return edm_sde_sample(schedule, model, x_T, noise, edm_sde_options(o, steps, spacing));
+  if (o.name == "pc") return pc_sample(schedule, model, x_T, noise, pc_options(o, steps, spacing));
+  if (o.name == "vp-sde") {
+    VPSDEOptions v;
+    v.steps = steps;
+    v.spacing = spacing;
+    v.clip_x0 = o.clip_x0;
+    v.on_step = o.on_step;
+    return vp_sde_sample(schedule, model, x_T, noise, v);
   }
   KarrasOptions k;
   k.steps = steps;
