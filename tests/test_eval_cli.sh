@@ -80,6 +80,19 @@ checkx "a cache made for another reference is detected and rebuilt" \
 checkx "--metrics kid gives KID alone; the default cache lands in DDPM_CACHE_DIR" \
   '$PY -c "import json; d=json.load(open(\"$T/e4.json\")); assert \"kid\" in d and \"fid\" not in d and \"precision\" not in d" && ls "$T/cache"/ref-*.safetensors >/dev/null'
 
+# --- the Inception Score (issue 18): from the classifier's softmax, no reference needed -----------------------------
+"$DDPM" eval --samples "$T/s.npz" --metrics is --is-splits 4 --threads 2 --json "$T/is.json" >/dev/null 2>"$T/is.log"
+checkx "--metrics is without --ref gives IS alone, 4 splits" \
+  '$PY -c "import json; d=json.load(open(\"$T/is.json\")); assert d[\"is_splits\"] == 4 and 1 <= d[\"is\"] <= 10 and d[\"is_std\"] >= 0 and \"fid\" not in d and d[\"ref\"] is None, d"'
+"$DDPM" eval --samples "$T/s.npz" --metrics is --is-splits 4 --threads 2 --batch-size 7 >"$T/is7.json" 2>/dev/null
+checkx "  IS does not depend on the feature batch size" \
+  '[ "$(json "$T/is.json" "round(d[\"is\"], 6)")" = "$(json "$T/is7.json" "round(d[\"is\"], 6)")" ]'
+"$DDPM" eval --samples fashion-mnist@test --max-samples 1000 --metrics is --threads 2 >"$T/isr.json" 2>/dev/null
+checkx "real test images (a dataset spec as --samples) score a high IS" \
+  '$PY -c "import json; d=json.load(open(\"$T/isr.json\")); assert d[\"num_samples\"] == 1000 and d[\"is\"] > 5, d"'
+expect_error "fid without --ref" "--ref is required" "$DDPM" eval --samples "$T/s.npz" --metrics fid,is
+expect_error "more IS splits than samples" "is-splits 50: more splits than the 40 samples" "$DDPM" eval --samples "$T/s.npz" --metrics is --is-splits 50
+
 # --- bad input ------------------------------------------------------------------------------------------------------
 echo '{"keep": 1}' >"$T/keep.json"
 expect_error "missing samples" "no such file" "$DDPM" "${E[@]}" --samples "$T/nope.npz" --json "$T/keep.json"

@@ -162,3 +162,46 @@ TEST(Metrics, BadInputIsRefused) {
   FeatureStats a = feature_stats(torch::randn({5, 3})), b = feature_stats(torch::randn({5, 4}));
   EXPECT_THROW(frechet_distance(a, b), std::runtime_error);
 }
+
+TEST(Metrics, InceptionScoreOfUniformPredictionsIsOne) {
+  auto r = inception_score(torch::full({100, 7}, 1.0 / 7), 10);
+  EXPECT_NEAR(r.mean, 1.0, 1e-12);
+  EXPECT_NEAR(r.std, 0.0, 1e-12);
+  EXPECT_EQ(r.splits, 10);
+}
+
+TEST(Metrics, InceptionScoreOfEvenlySpreadOneHotPredictionsIsTheClassCount) {
+  // 200 one-hot rows cycling over K = 10 classes: every split of 20 holds each class twice, p(y) is uniform,
+  // KL(p(y|x) ‖ p(y)) = log 10 for every x, so IS = 10 in every split.
+  auto labels = torch::arange(200, torch::kLong).remainder(10);
+  auto p = torch::one_hot(labels, 10).to(torch::kDouble);
+  auto r = inception_score(p, 10);
+  EXPECT_NEAR(r.mean, 10.0, 1e-9);
+  EXPECT_NEAR(r.std, 0.0, 1e-9);
+  // All in one class: p(y|x) = p(y), IS = 1.
+  EXPECT_NEAR(inception_score(torch::one_hot(torch::zeros({50}, torch::kLong), 10).to(torch::kDouble), 5).mean, 1.0,
+              1e-12);
+}
+
+TEST(Metrics, InceptionScoreHandComputedTwoClassCase) {
+  // One split of two rows (0.9, 0.1) and (0.1, 0.9): p(y) = (0.5, 0.5), KL = 0.9 ln 1.8 + 0.1 ln 0.2 for each row.
+  auto p = torch::tensor({0.9, 0.1, 0.1, 0.9}, torch::kDouble).view({2, 2});
+  const double kl = 0.9 * std::log(1.8) + 0.1 * std::log(0.2);
+  EXPECT_NEAR(inception_score(p, 1).mean, std::exp(kl), 1e-12);
+  // Two splits of one row each: p(y) = p(y|x) in each, IS = 1 ± 0.
+  EXPECT_NEAR(inception_score(p, 2).mean, 1.0, 1e-12);
+  // Splits of unequal scores: mean and population std over them. Split 1 = the pair above, split 2 = two rows of
+  // one class (IS 1).
+  auto q = torch::cat({p, torch::tensor({1.0, 0.0, 1.0, 0.0}, torch::kDouble).view({2, 2})});
+  auto r = inception_score(q, 2);
+  EXPECT_NEAR(r.mean, (std::exp(kl) + 1.0) / 2, 1e-12);
+  EXPECT_NEAR(r.std, (std::exp(kl) - 1.0) / 2, 1e-12);
+}
+
+TEST(Metrics, InceptionScoreRefusesBadInput) {
+  EXPECT_THROW(inception_score(torch::full({5, 3}, 1.0 / 3), 10), std::runtime_error);  // fewer rows than splits
+  EXPECT_THROW(inception_score(torch::full({5, 3}, 1.0 / 3), 0), std::runtime_error);
+  EXPECT_THROW(inception_score(torch::full({10, 3}, 0.5), 2), std::runtime_error);       // rows sum to 1.5
+  EXPECT_THROW(inception_score(torch::tensor({1.5, -0.5}).view({1, 2}), 1), std::runtime_error);
+  EXPECT_THROW(inception_score(torch::ones({4}), 1), std::runtime_error);
+}

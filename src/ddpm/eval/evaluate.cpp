@@ -16,12 +16,16 @@ std::set<std::string> parse_metrics(const std::string& list) {
   std::stringstream ss(list);
   std::string m;
   while (std::getline(ss, m, ',')) {
-    if (m != "fid" && m != "kid" && m != "pr")
-      throw std::runtime_error("--metrics: unknown metric '" + m + "' (expected a list of fid, kid, pr)");
+    if (m != "fid" && m != "kid" && m != "pr" && m != "is")
+      throw std::runtime_error("--metrics: unknown metric '" + m + "' (expected a list of fid, kid, pr, is)");
     out.insert(m);
   }
-  if (out.empty()) throw std::runtime_error("--metrics: empty list (expected a list of fid, kid, pr)");
+  if (out.empty()) throw std::runtime_error("--metrics: empty list (expected a list of fid, kid, pr, is)");
   return out;
+}
+
+bool metrics_need_reference(const std::set<std::string>& m) {
+  return m.count("fid") || m.count("kid") || m.count("pr");
 }
 
 torch::Tensor load_reference_images(const std::string& spec, int64_t max) {
@@ -33,14 +37,21 @@ torch::Tensor load_reference_images(const std::string& spec, int64_t max) {
 
 nlohmann::json evaluate_samples(const torch::Tensor& samples_u8, FeatureNetwork& net, const ReferenceStats& ref,
                                 const EvalOptions& o) {
+  nlohmann::json j;
+  j["num_samples"] = samples_u8.size(0);
+  j["features"] = net.id;
+  if (o.metrics.count("is")) {
+    const auto s = inception_score(net.probs(samples_u8, "samples"), o.is_splits);  // p(y|x) [M,K]
+    j["is"] = s.mean;
+    j["is_std"] = s.std;
+    j["is_splits"] = s.splits;
+  }
+  if (!metrics_need_reference(o.metrics)) return j;
   auto feats = net.extract(samples_u8, "samples");  // [M,D]
   if (feats.size(1) != ref.features.size(1))
     throw std::runtime_error("samples give " + std::to_string(feats.size(1)) + " features, the reference " +
                              std::to_string(ref.features.size(1)));
-  nlohmann::json j;
-  j["num_samples"] = samples_u8.size(0);
   j["num_ref"] = ref.features.size(0);
-  j["features"] = net.id;
   if (o.metrics.count("fid")) j["fid"] = frechet_distance(feature_stats(feats), ref.stats);
   if (o.metrics.count("kid")) {
     auto k = kernel_inception_distance(feats, ref.features, o.kid_subsets, o.kid_subset_size, o.seed);

@@ -15,22 +15,26 @@
 namespace ddpm {
 
 struct EvalOptions {
-  std::set<std::string> metrics{"fid", "kid", "pr"};  // any of fid, kid, pr
+  std::set<std::string> metrics{"fid", "kid", "pr"};  // any of fid, kid, pr, is
   int64_t kid_subsets = 100;
   int64_t kid_subset_size = 1000;
   int64_t pr_k = 3;
+  int64_t is_splits = 10;  // Inception Score: splits of the samples (mean ± std over them)
   uint64_t seed = 0;  // KID's subset draws
 };
 
-// Parses "fid,kid,pr" (any subset, any order); throws naming an unknown metric.
+// Parses "fid,kid,pr,is" (any subset, any order); throws naming an unknown metric.
 std::set<std::string> parse_metrics(const std::string& list);
+// Whether the metrics compare with a reference set (fid, kid, pr do; the Inception Score does not).
+bool metrics_need_reference(const std::set<std::string>& metrics);
 
 // The reference images of `spec`: a folder of images or an .npz (image_set.h), else a dataset spec (data.h).
 // max > 0 keeps the first max images. -> [N,C,H,W] uint8
 torch::Tensor load_reference_images(const std::string& spec, int64_t max = 0);
 
 // Metrics of the samples [M,C,H,W] uint8 against the reference: {"fid": .., "kid": .., "kid_std": ..,
-// "precision": .., "recall": .., "num_samples": M, "num_ref": N, "features": net.id}.
+// "precision": .., "recall": .., "is": .., "is_std": .., "num_samples": M, "num_ref": N, "features": net.id}.
+// `ref` is not read when the metrics need no reference (is alone; num_ref is then absent).
 nlohmann::json evaluate_samples(const torch::Tensor& samples_u8, FeatureNetwork& net, const ReferenceStats& ref,
                                 const EvalOptions& o);
 

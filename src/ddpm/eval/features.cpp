@@ -95,6 +95,27 @@ FeatureNetwork load_feature_network(const std::string& path, torch::Device devic
       }
       return parts.empty() ? torch::zeros({0, 0}) : torch::cat(parts);
     };
+    f.probs = [m, device, batch, path](const torch::Tensor& u8, const std::string& what) {
+      check_u8_images(u8, what);
+      torch::NoGradGuard ng;
+      std::vector<torch::Tensor> parts;
+      for (int64_t i = 0; i < u8.size(0); i += batch) {
+        auto x = inception_preprocess(u8.narrow(0, i, std::min(batch, u8.size(0) - i))).to(device);
+        c10::IValue out;
+        try {
+          out = m->get_method("forward")({x}, {{"return_features", false}, {"no_output_bias", true}});
+        } catch (const c10::Error& e) {
+          throw std::runtime_error(path + ": forward(img, return_features=False, no_output_bias=True) failed (" +
+                                   std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+        }
+        if (!out.isTensor()) throw std::runtime_error(path + ": forward(img, return_features=False) did not return a tensor");
+        auto t = out.toTensor();
+        if (t.dim() != 2 || t.size(0) != x.size(0))
+          throw std::runtime_error(path + ": class probabilities of shape " + c10::str(t.sizes()) + ", expected [batch, K]");
+        parts.push_back(t.to(torch::kCPU, torch::kFloat));
+      }
+      return parts.empty() ? torch::zeros({0, 0}) : torch::cat(parts);
+    };
   } else {
     f.kind = "classifier";
     auto loaded = std::make_shared<LoadedClassifier>(load_classifier(path, device));
@@ -103,6 +124,10 @@ FeatureNetwork load_feature_network(const std::string& path, torch::Device devic
     f.extract = [loaded, device, batch](const torch::Tensor& u8, const std::string& what) {
       check_u8_images(u8, what);
       return classifier_features(loaded->net, u8, device, what, batch);
+    };
+    f.probs = [loaded, device, batch](const torch::Tensor& u8, const std::string& what) {
+      check_u8_images(u8, what);
+      return classifier_probs(loaded->net, u8, device, what, batch);
     };
   }
   f.id = f.kind + ":" + file_hash_hex(path) + (precision == Precision::fp32 ? "" : std::string(":") + precision_name(precision));

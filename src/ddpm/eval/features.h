@@ -4,7 +4,8 @@
 //   classifier   a ddpm.cpp classifier file (classifier.h): 28×28 grayscale data; penultimate-layer features.
 //   torchscript  a TorchScript file with the FID Inception-v3's interface, i.e. `inception-2015-12-05.pt` of
 //                StyleGAN2-ADA / clean-fid: forward(img, return_features=True) on float RGB in [0, 255] at
-//                299×299 -> [B, 2048] pool features. Images are converted to RGB (gray repeated) and resized to
+//                299×299 -> [B, 2048] pool features; forward(img, return_features=False, no_output_bias=True)
+//                -> [B, 1008] softmax probabilities (the Inception Score's, as StyleGAN's IS metric calls it). Images are converted to RGB (gray repeated) and resized to
 //                299×299 with bilinear interpolation (align_corners = false), as that file does internally when
 //                given another size; the resize happens here so every image reaches the network at 299×299.
 // Both run in eval mode under NoGradGuard, in fixed-size batches: an image's features do not depend on the
@@ -36,6 +37,9 @@ struct FeatureNetwork {
   int64_t dim = 0;   // feature dimension (torchscript: known after the first batch)
   // uint8 images [N,C,H,W] -> features [N,D] float32 on the CPU. `what` names the images in errors.
   std::function<torch::Tensor(const torch::Tensor& images_u8, const std::string& what)> extract;
+  // uint8 images [N,C,H,W] -> class probabilities [N,K] float32 on the CPU (the classifier's softmax; the
+  // Inception file's 1008-way softmax): what the Inception Score needs.
+  std::function<torch::Tensor(const torch::Tensor& images_u8, const std::string& what)> probs;
 };
 
 // Opens a classifier .safetensors or a TorchScript file (told apart by their first bytes). Throws naming the

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ddpm {
 namespace {
@@ -120,6 +121,33 @@ PrecisionRecall precision_recall(const torch::Tensor& real_, const torch::Tensor
   r.k = k;
   r.precision = coverage(real, kth_neighbour_radius(real, k), fake);  // samples on the data manifold
   r.recall = coverage(fake, kth_neighbour_radius(fake, k), real);     // data on the samples' manifold
+  return r;
+}
+
+InceptionScore inception_score(const torch::Tensor& probs_, int64_t splits) {
+  if (probs_.dim() != 2 || probs_.size(1) < 1)
+    throw std::runtime_error("inception score: expected class probabilities [N,K], got " + c10::str(probs_.sizes()));
+  const int64_t N = probs_.size(0);
+  if (splits < 1 || N < splits)
+    throw std::runtime_error("inception score: " + std::to_string(N) + " images cannot make " +
+                             std::to_string(splits) + " splits (need at least one image per split)");
+  auto p = probs_.to(torch::kCPU, torch::kDouble);  // [N,K]
+  const bool valid = p.isfinite().all().item<bool>() && p.min().item<double>() >= 0 &&
+                     (p.sum(1) - 1).abs().max().item<double>() <= 1e-3;
+  if (!valid) throw std::runtime_error("inception score: rows are not probability vectors (>= 0, summing to 1)");
+  std::vector<double> scores;
+  for (int64_t i = 0; i < splits; ++i) {
+    const int64_t lo = i * N / splits, hi = (i + 1) * N / splits;
+    auto part = p.narrow(0, lo, hi - lo);                       // [n,K]
+    auto py = part.mean(0, /*keepdim=*/true);                   // p(y) over the split  [1,K]
+    auto kl = torch::xlogy(part, part) - torch::xlogy(part, py.expand_as(part));  // p log p − p log p(y)  [n,K]
+    scores.push_back(std::exp(kl.sum(1).mean().item<double>()));  // exp E_x KL(p(y|x) ‖ p(y))
+  }
+  InceptionScore r;
+  r.splits = splits;
+  for (double s : scores) r.mean += s / static_cast<double>(splits);
+  for (double s : scores) r.std += (s - r.mean) * (s - r.mean) / static_cast<double>(splits);
+  r.std = std::sqrt(r.std);
   return r;
 }
 

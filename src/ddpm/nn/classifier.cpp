@@ -142,6 +142,21 @@ torch::Tensor classifier_features(Classifier& net, const torch::Tensor& u8, torc
   return torch::cat(parts);  // [N,F]
 }
 
+torch::Tensor classifier_probs(Classifier& net, const torch::Tensor& u8, torch::Device device,
+                               const std::string& what, int64_t batch) {
+  check_images(net->cfg, u8, what);
+  torch::NoGradGuard ng;
+  net->eval();
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < u8.size(0); i += batch) {
+    const int64_t n = std::min(batch, u8.size(0) - i);
+    auto logits = net->forward(to_model_range(u8.narrow(0, i, n)).to(device)).to(torch::kFloat);  // [n,K]
+    parts.push_back(torch::softmax(logits, 1).to(torch::kCPU));
+  }
+  if (parts.empty()) return torch::zeros({0, net->cfg.num_classes});
+  return torch::cat(parts);  // [N,K]
+}
+
 Classifier train_classifier(const Dataset& train, const Dataset& test, const ClassifierConfig& cfg,
                             const ClassifierTrainOptions& o, torch::Device device) {
   if (!train.labels.defined()) throw std::runtime_error(train.name + ": has no labels to train a classifier on");

@@ -81,6 +81,11 @@ double classifier_accuracy(Classifier& net, const Dataset& d, torch::Device devi
 torch::Tensor classifier_features(Classifier& net, const torch::Tensor& images_u8, torch::Device device,
                                   const std::string& what, int64_t batch = 500);
 
+// uint8 images [N,C,S,S] -> class probabilities softmax(logits) [N,K] float32 on the CPU (the Inception Score's
+// p(y|x)), in eval mode, `batch` images at a time; checks as classifier_features.
+torch::Tensor classifier_probs(Classifier& net, const torch::Tensor& images_u8, torch::Device device,
+                               const std::string& what, int64_t batch = 500);
+
 struct LoadedClassifier {
   Classifier net{nullptr};
   std::map<std::string, std::string> metadata;
