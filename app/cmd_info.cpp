@@ -134,8 +134,9 @@ Command add_info(CLI::App& root) {
       cfg.model = preset_model(*preset);
       cfg.preset = *preset;
     }
-    UNet net(cfg.model);
+    Backbone net = make_backbone(cfg.model);
     j["preset"] = cfg.preset;
+    j["arch"] = cfg.model.arch;
     j["parameters"] = count_parameters(*net);
     j["forward_gflops_per_image"] = net->forward_flops_per_image() / 1e9;
     j["config"] = checkpoint->empty() ? nlohmann::json{{"model", to_json(cfg.model)}} : to_json(cfg);

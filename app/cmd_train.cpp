@@ -71,12 +71,13 @@ Command add_train(CLI::App& root) {
     a->keep_checkpoints = d.train.keep_checkpoints, a->max_nonfinite = d.train.max_nonfinite;
     a->channels = d.model.channels, a->image_size = d.model.image_size, a->tensorboard = d.train.tensorboard;
   }
-  auto* c = root.add_subcommand("train", "Train a UNet noise predictor (L_simple) and write a run directory");
+  auto* c = root.add_subcommand("train", "Train a noise predictor (UNet or DiT, L_simple) and write a run directory");
   c->option_defaults()->always_capture_default();
   c->add_option("--config", a->config_file,
                 "TOML config file, or the name of an installed preset config (fmnist-small, cifar10, ...: "
                 "share/ddpm/configs/NAME.toml); flags override it");
-  auto* o_preset = c->add_option("--preset", a->preset, "Model preset: cifar10, fmnist, fmnist-small, tiny");
+  auto* o_preset = c->add_option("--preset", a->preset,
+                                 "Model preset: cifar10, fmnist, fmnist-small, tiny (UNets), dit-fmnist, dit-cifar (DiTs)");
   auto* o_data = c->add_option("--data", a->data,
                                "Dataset spec: fashion-mnist[:DIR][@train|@test], mnist:DIR, cifar10:DIR[@train|@test], "
                                "images:DIR (PNG/JPEG folder, recursive)");

@@ -10,7 +10,7 @@
 
 #include "ddpm/diffusion/schedule.h"
 #include "ddpm/io/checkpoint.h"
-#include "ddpm/nn/unet.h"
+#include "ddpm/nn/backbone.h"
 #include "ddpm/restoration/verbs.h"
 #include "ddpm/samplers/sampler.h"
 
@@ -81,7 +81,7 @@ struct Session {
   std::unique_ptr<Schedule> schedule;
   torch::Device device = torch::kCPU;
   int threads = 0;
-  std::optional<UNet> net;
+  std::optional<Backbone> net;
   std::chrono::steady_clock::time_point t0;
 
   int64_t batch() const;

@@ -1,5 +1,6 @@
 // test_checkpoint.cpp — safetensors round trips, byte layout, and rejection of corrupt files.
 #include "ddpm/io/checkpoint.h"
+#include "ddpm/nn/unet.h"
 #include "ddpm/samplers/ddpm_sampler.h"
 #include "ddpm/util/runtime.h"
 
@@ -121,7 +122,7 @@ TEST(Checkpoint, SaveLoadGivesIdenticalWeightsAndSamples) {
   net->eval();
   net->set_compute(loaded->compute());  // the same arithmetic (load_sampling_model picks NHWC on the CPU)
   Schedule s(BetaSchedule::Linear, 1000);
-  auto sample = [&](UNet& m) {
+  auto sample = [&](Backbone m) {
     torch::NoGradGuard ng;
     auto gen = make_generator(9);
     auto x_T = torch::randn({2, 1, 28, 28}, gen);

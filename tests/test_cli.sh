@@ -32,6 +32,22 @@ check "info --preset fmnist reports 6,469,889 parameters" \
   bash -c "'$DDPM' info --preset fmnist | grep -q '\"parameters\": 6469889'"
 check "info --preset cifar10 reports 35,746,307 parameters" \
   bash -c "'$DDPM' info --preset cifar10 | grep -q '\"parameters\": 35746307'"
+check "info --preset dit-fmnist reports 1,057,444 parameters and 0.35 GFLOP" \
+  bash -c "'$DDPM' info --preset dit-fmnist | grep -q '\"parameters\": 1057444' && '$DDPM' info --preset dit-fmnist | grep -q '\"forward_gflops_per_image\": 0.3496'"
+check "train --help lists the DiT presets" bash -c "'$DDPM' train --help | grep -q 'dit-fmnist, dit-cifar'"
+
+# --- a DiT through the same commands: train (configs/dit-fmnist.toml), info, sample -------------------------
+DIT="$T/dit"
+"$DDPM" train --config "$(dirname "$0")/../configs/dit-fmnist.toml" --out "$DIT" --steps 2 --batch-size 4 \
+  --sample-num 4 --sample-every 0 --threads 2 2>"$T/dit.log"
+check "train --config configs/dit-fmnist.toml exits 0" [ $? -eq 0 ]
+check "the DiT run's config says arch dit" grep -Eq '^ *arch = .dit.$' "$DIT/config.toml"
+check "info --checkpoint of the DiT reports its parameters" \
+  bash -c "'$DDPM' info --checkpoint '$DIT/checkpoint.safetensors' | grep -q '\"parameters\": 1057444'"
+"$DDPM" sample --checkpoint "$DIT/checkpoint.safetensors" --num 2 --steps 3 --out "$T/dit.png" >/dev/null 2>&1
+check "sample from the DiT writes a 2-image grid" [ -s "$T/dit.png" ]
+expect_error "a UNet key in a DiT config" "model.ch does not apply to model.arch = 'dit'" \
+  bash -c "printf 'preset = \"dit-fmnist\"\n[model]\nch = 64\n' >'$T/bad-dit.toml'; '$DDPM' train --config '$T/bad-dit.toml' --out '$T/bad-dit' --steps 1"
 
 # --- train a few steps on the real Fashion-MNIST ------------------------------------------------------------
 RUN="$T/run"

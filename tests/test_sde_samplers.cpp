@@ -2,6 +2,7 @@
 // weights): NFE counted in a wrapper, the single-image and Gaussian oracles, the weak error against the exact
 // Gaussian answer as the steps grow (printed as a measured order), EDM's sampler with no churn ≡ Heun bit for
 // bit, PC with the ancestral predictor and no corrector ≡ DDPM, seeds and batch independence.
+#include "ddpm/nn/unet.h"
 #include "ddpm/samplers/ddpm_sampler.h"
 #include "ddpm/samplers/edm_sde.h"
 #include "ddpm/samplers/generate.h"

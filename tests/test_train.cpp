@@ -57,7 +57,7 @@ struct FakeComm : Communicator {
   torch::Tensor all_gather(const torch::Tensor& t) override { return torch::stack(std::vector<torch::Tensor>(w, t)); }
 };
 
-bool same_weights(UNet& a, UNet& b) {
+bool same_weights(Backbone& a, Backbone& b) {
   auto pa = a->parameters(), pb = b->parameters();
   for (size_t i = 0; i < pa.size(); ++i)
     if (!torch::equal(pa[i], pb[i])) return false;

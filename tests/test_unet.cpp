@@ -18,7 +18,7 @@ TEST(UNet, OutputShapeEqualsInputShapeForEveryPreset) {
   torch::NoGradGuard ng;
   for (const auto& name : preset_names()) {
     const auto cfg = preset_model(name);
-    UNet net(cfg);
+    Backbone net = make_backbone(cfg);  // the DiT presets too
     net->eval();
     auto x = torch::randn({2, cfg.channels, cfg.image_size, cfg.image_size});
     auto y = net->forward(x, torch::tensor({0, 999}, torch::kLong));

@@ -66,8 +66,8 @@ void check_finite(const SafeTensors& st, const std::string& path) {
                                "' holds NaN or Inf values (the previous checkpoint is kept)");
 }
 
-UNet load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision) {
-  UNet net(ck.config.model);
+Backbone load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision) {
+  Backbone net = make_backbone(ck.config.model);
   load_module_state(*net, ck.st, ck.has("ema.") ? "ema." : "model.", ck.path);
   net->to(device);
   net->set_compute(compute_mode_for(precision, device));

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "ddpm/io/safetensors.h"
-#include "ddpm/nn/unet.h"
+#include "ddpm/nn/backbone.h"
 #include "ddpm/util/config.h"
 
 #include <string>
@@ -35,8 +35,9 @@ void add_module_state(SafeTensors& st, torch::nn::Module& m, const std::string& 
 // Copies prefix + name tensors into `m`; every parameter must be present with the right shape.
 void load_module_state(torch::nn::Module& m, const SafeTensors& st, const std::string& prefix, const std::string& source);
 
-// The network `ddpm sample` uses: EMA weights if the file has them, else the training weights; eval mode.
-UNet load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision = Precision::fp32);
+// The network `ddpm sample` uses (the config's model.arch): EMA weights if the file has them, else the training
+// weights; eval mode.
+Backbone load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision = Precision::fp32);
 
 // Throws "refusing to write PATH: tensor 'NAME' holds NaN or Inf values" if any floating tensor is non-finite
 // (a checkpoint never stores a diverged state; the previous file stays).

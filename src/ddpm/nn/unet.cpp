@@ -3,8 +3,8 @@
 
 #include "ddpm/nn/dropout.h"
 #include "ddpm/nn/group_norm_silu.h"
+#include "ddpm/nn/parallel_mm.h"
 
-#include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -54,42 +54,6 @@ torch::Tensor norm_act(nn::GroupNorm n, const torch::Tensor& x, const torch::Ten
   return group_norm_silu(x, add, n->weight, n->bias, n->options.num_groups(), n->options.eps(), silu);
 }
 
-// a [B,M,K] @ b [B,K,N] for fp32 on the CPU: one BLAS call per batch element, spread over the threads (the
-// BLAS runs single-threaded here, runtime.h; torch::bmm would hand it the B products one after the other).
-torch::Tensor parallel_bmm(const torch::Tensor& a_in, const torch::Tensor& b_in) {
-  const auto a = a_in.detach(), b = b_in.detach();  // gradients, if any, are ParallelBmmFn's business
-  auto out = torch::empty({a.size(0), a.size(1), b.size(2)}, a.options());  // [B,M,N]
-  at::parallel_for(0, a.size(0), 1, [&](int64_t i0, int64_t i1) {
-    torch::NoGradGuard ng;  // grad mode is per thread: the pool's threads have it on
-    for (int64_t i = i0; i < i1; ++i) {
-      auto oi = out[i];
-      at::mm_out(oi, a[i], b[i]);
-    }
-  });
-  return out;
-}
-
-// The same as an autograd op: d(AB) = dC Bᵀ, Aᵀ dC, both again parallel_bmm.
-struct ParallelBmmFn : torch::autograd::Function<ParallelBmmFn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
-    ctx->save_for_backward({a, b});
-    return parallel_bmm(a, b);
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list g) {
-    const auto s = ctx->get_saved_variables();
-    const auto& dc = g[0];
-    return {parallel_bmm(dc, s[1].transpose(1, 2)), parallel_bmm(s[0].transpose(1, 2), dc)};
-  }
-};
-
-torch::Tensor batched_mm(const torch::Tensor& a, const torch::Tensor& b) {
-  if (!a.device().is_cpu() || a.scalar_type() != torch::kFloat32 || b.scalar_type() != torch::kFloat32)
-    return torch::bmm(a, b);  // bf16 (oneDNN, threaded) and other devices
-  if (torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())) return ParallelBmmFn::apply(a, b);
-  return parallel_bmm(a, b);
-}
-
 double conv_flops(int64_t hw, int64_t in, int64_t out, int64_t k) { return 2.0 * hw * in * out * k * k; }
 
 // One resolution level of the encoder or decoder: its ResBlocks, attention after each (if any), and the
@@ -105,16 +69,6 @@ struct LevelImpl : nn::Module {
 TORCH_MODULE(Level);
 
 }  // namespace
-
-ComputeMode compute_mode_for(Precision p, const torch::Device& device) {
-  ComputeMode m;
-  m.precision = p;
-  // NHWC on the CPU in both precisions (fp32 fmnist sampling 79.8 -> 100.7 image-NFE/s on 2 cores, training
-  // +4%): oneDNN's NHWC convolutions, the fused GroupNorm kernels, attention without transposes. CUDA: NCHW.
-  (void)p;
-  m.channels_last = device.is_cpu();
-  return m;
-}
 
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim) {
   // DDPM get_timestep_embedding: emb_i = t · exp(−log(10000) · i / (half − 1)), then [sin, cos].
@@ -187,6 +141,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x, WeightCast& wc) {
 }
 
 UNetImpl::UNetImpl(const ModelConfig& cfg) : cfg_(cfg) {
+  if (cfg.arch != "unet") throw std::runtime_error("a UNet cannot be built from model.arch = '" + cfg.arch + "'");
   const int64_t ch = cfg.ch, temb_ch = 4 * ch, L = static_cast<int64_t>(cfg.ch_mult.size());
   auto has_attn = [&](int64_t res) {
     for (auto r : cfg.attn_resolutions)
@@ -345,13 +300,6 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
   }
   auto out = cast_.conv(conv_out, norm_act(norm_out, h, {}, true));  // [B, C_img, H, W]
   return out.to(torch::kFloat32).contiguous();                        // fp32, NCHW whatever the compute mode
-}
-
-
-int64_t count_parameters(torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
 }
 
 }  // namespace ddpm

@@ -1,11 +1,13 @@
 // unet.h — the DDPM noise-prediction network ε_θ(x_t, t) (Ho et al. 2020, Appendix B; the PixelCNN++-style
 // UNet of the original TensorFlow code). Modules follow the LibTorch idiom FooImpl + TORCH_MODULE(Foo), and
 // parameter names follow the original layout (down.0.block.1.conv1.weight, mid.attn_1.q.weight, ...).
+// UNetImpl is one Backbone (backbone.h): model.arch = "unet".
 // Not here: the diffusion math (schedule.h), sampling (samplers/), training (train/trainer.h).
 //
 // Size legend: B batch, C channels, H×W spatial, D = 4·ch time-embedding width, N = H·W tokens.
 #pragma once
 
+#include "ddpm/nn/backbone.h"
 #include "ddpm/nn/precision.h"
 #include "ddpm/nn/weight_cast.h"
 #include "ddpm/util/config.h"
@@ -14,17 +16,6 @@
 
 
 namespace ddpm {
-
-// How a network computes (set on the UNet; samplers and the trainer never see it). Parameters stay fp32 either
-// way. channels_last: NHWC activations on the CPU (oneDNN's NHWC convolutions are 2-4× faster than NCHW here,
-// and the fused GroupNorm kernels need it).
-struct ComputeMode {
-  Precision precision = Precision::fp32;
-  bool channels_last = false;
-};
-
-// The compute mode for a precision on a device: NHWC on the CPU, NCHW on other devices (cuDNN picks its own).
-ComputeMode compute_mode_for(Precision p, const torch::Device& device);
 
 // Sinusoidal embedding of (float) timesteps, as in Transformer / DDPM: [B] -> [B, dim].
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim);
@@ -48,19 +39,19 @@ struct AttnBlockImpl : torch::nn::Module {
 };
 TORCH_MODULE(AttnBlock);
 
-struct UNetImpl : torch::nn::Module {
-  explicit UNetImpl(const ModelConfig& cfg);
+struct UNetImpl : BackboneImpl {
+  explicit UNetImpl(const ModelConfig& cfg);  // throws unless cfg.arch is "unet"
   // x_t [B,C,H,W], t [B] (integer or float timesteps), y [B] int64 class labels (class-conditional models only;
   // label num_classes is the null label of classifier-free guidance; undefined y = all null) -> [B,C,H,W], the
   // network's prediction (ε, x_0 or v: see prediction.h).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y = {});
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y = {}) override;
 
-  const ModelConfig& config() const { return cfg_; }
+  const ModelConfig& config() const override { return cfg_; }
   // Precision and layout of the forward pass (default fp32, NCHW). bf16 activations in, fp32 out.
-  void set_compute(ComputeMode m) { mode_ = m; }
-  const ComputeMode& compute() const { return mode_; }
+  void set_compute(ComputeMode m) override { mode_ = m; }
+  const ComputeMode& compute() const override { return mode_; }
   // Forward-pass floating-point operations for one image (2 per multiply-add; convs, linears, attention).
-  double forward_flops_per_image() const { return flops_; }
+  double forward_flops_per_image() const override { return flops_; }
 
   ModelConfig cfg_;
   ComputeMode mode_;
@@ -75,7 +66,5 @@ struct UNetImpl : torch::nn::Module {
   torch::nn::Embedding label_emb{nullptr};  // [num_classes + 1, D], class-conditional models only
 };
 TORCH_MODULE(UNet);
-
-int64_t count_parameters(torch::nn::Module& m);
 
 }  // namespace ddpm

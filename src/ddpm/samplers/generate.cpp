@@ -16,7 +16,7 @@ std::vector<int64_t> class_rows(int64_t num_classes, int64_t per_class) {
   return y;
 }
 
-EpsModel network_eps(UNet& net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
+EpsModel network_eps(Backbone net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
                      double guidance) {
   const int64_t K = cfg.model.num_classes;
   const auto pred = parse_prediction(cfg.diffusion.prediction);
@@ -37,7 +37,7 @@ EpsModel network_eps(UNet& net, const Config& cfg, const Schedule& schedule, con
   };
 }
 
-torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts) {
+torch::Tensor generate(Backbone net, const Config& cfg, const GenerateOptions& opts) {
   const auto& m = cfg.model;
   const int64_t K = m.num_classes;
   if (opts.num < 1) throw std::runtime_error("number of images must be positive");

@@ -1,10 +1,10 @@
-// generate.h — images from a network: the one place that wires a UNet into a sampler (prediction-target adapter,
+// generate.h — images from a network: the one place that wires a backbone (UNet or DiT) into a sampler (prediction-target adapter,
 // class labels, classifier-free guidance, per-image noise, batching). Used by `ddpm sample`, the trainer's sample
 // grids and the sampler benchmark.
 #pragma once
 
 #include "ddpm/diffusion/schedule.h"
-#include "ddpm/nn/unet.h"
+#include "ddpm/nn/backbone.h"
 #include "ddpm/samplers/registry.h"
 #include "ddpm/util/config.h"
 
@@ -34,13 +34,13 @@ struct GenerateOptions {
 // Samples opts.num images with `net` (put in eval mode, no gradients) on its device: [N,C,H,W] float32 on the
 // CPU, in the model range [-1, 1]. `cfg` supplies the schedule, the prediction target and the classes.
 // Throws on labels out of range, labels or guidance for an unconditional model, or bad sampler options.
-torch::Tensor generate(UNet& net, const Config& cfg, const GenerateOptions& opts);
+torch::Tensor generate(Backbone net, const Config& cfg, const GenerateOptions& opts);
 
 // The network as the ε-model of a batch: the prediction-target adapter, and for a class-conditional model the
 // labels [n] of the batch's images (undefined: the null class) with classifier-free guidance w. Puts `net` in
 // eval mode; call under NoGradGuard. The model refers to `net` and `schedule`: both must outlive it. The
 // restoration verbs wire the network into their methods through this.
-EpsModel network_eps(UNet& net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
+EpsModel network_eps(Backbone net, const Config& cfg, const Schedule& schedule, const torch::Tensor& labels,
                      double guidance);
 
 // The labels of a grid with one row per class: per_class images of class 0, then of class 1, ...

@@ -5,7 +5,7 @@
 #include "ddpm/diffusion/schedule.h"
 #include "ddpm/io/checkpoint.h"
 #include "ddpm/nn/precision.h"
-#include "ddpm/nn/unet.h"
+#include "ddpm/nn/backbone.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -22,7 +22,7 @@ struct ServedModel {
   std::string path;  // as given on the command line (the `ddpm` command lines of the results name it)
   Checkpoint ck;
   std::unique_ptr<Schedule> schedule;
-  std::optional<UNet> net;  // owned by the worker thread once serving
+  std::optional<Backbone> net;  // owned by the worker thread once serving
   torch::Device device = torch::kCPU;
   std::vector<std::string> class_names;  // classes.json next to the file, or Fashion-MNIST's names; else empty
   int64_t parameters = 0;

@@ -61,8 +61,8 @@ void Adam::step(double lr, double grad_scale, std::vector<torch::Tensor>* ema, d
                    static_cast<float>(beta1_), static_cast<float>(beta2_), static_cast<float>(1.0 - beta1_),
                    static_cast<float>(1.0 - beta2_), static_cast<float>(1.0 / std::sqrt(bc2)),
                    static_cast<float>(eps_), static_cast<float>(lr / bc1), static_cast<float>(1.0 - decay));
-      // Written through raw pointers: tell LibTorch the tensors changed, as an in-place op would (the UNet's
-      // cached inference weights are keyed by version: unet.h's WeightCast).
+      // Written through raw pointers: tell LibTorch the tensors changed, as an in-place op would (the networks'
+      // cached inference weights are keyed by version: weight_cast.h's WeightCast).
       for (auto* t : {&p, &m_[i], &v_[i], e})
         if (t) t->unsafeGetTensorImpl()->bump_version();
       continue;

@@ -55,8 +55,8 @@ Trainer::Trainer(Config cfg, Dataset data, torch::Device device, std::shared_ptr
     throw std::runtime_error("batch size " + std::to_string(cfg_.train.batch_size) +
                              " is not divisible by the world size " + std::to_string(comm_->world_size()));
   torch::manual_seed(mix_seed(cfg_.train.seed, 0, kStreamInit));
-  model_ = UNet(cfg_.model);
-  ema_ = UNet(cfg_.model);
+  model_ = make_backbone(cfg_.model);
+  ema_ = make_backbone(cfg_.model);
   model_->to(device_);
   ema_->to(device_);
   // Mixed precision changes how the forward pass computes, not the weights: params, Adam and the EMA stay fp32.
@@ -273,7 +273,7 @@ std::vector<std::string> Trainer::init_from(const Checkpoint& ck) {
     if (!named.contains(name.substr(prefix.size())))
       throw std::runtime_error(ck.path + ": tensor '" + name + "' has no place in this model (a different architecture?)");
   }
-  for (const auto& b : model_->named_buffers()) {  // none in the UNet today; kept in step if any appear
+  for (const auto& b : model_->named_buffers()) {  // none in the UNet or the DiT today; kept in step if any appear
     if (const auto* src = ck.st.find(prefix + b.key())) b.value().copy_(*src);
   }
   return fresh;

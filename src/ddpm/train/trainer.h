@@ -6,14 +6,15 @@
 // buckets overlapped with backward (grad_buckets.h). The global batch of step s is a pure function of (seed, s): every rank computes the same
 // global sample indices, timesteps and noise and takes its own slice, so a run is reproducible for a given
 // seed whatever the world size, and resume needs no RNG state beyond the step number.
-// Not here: the network (unet.h), the sampler (samplers/), file formats (checkpoint.h).
+// The network is whichever Backbone model.arch names (backbone.h: the UNet or the DiT).
+// Not here: the network (unet.h, dit.h), the sampler (samplers/), file formats (checkpoint.h).
 #pragma once
 
 #include "ddpm/data/data.h"
 #include "ddpm/diffusion/prediction.h"
 #include "ddpm/diffusion/schedule.h"
 #include "ddpm/io/safetensors.h"
-#include "ddpm/nn/unet.h"
+#include "ddpm/nn/backbone.h"
 #include "ddpm/train/communicator.h"
 #include "ddpm/train/grad_buckets.h"
 #include "ddpm/train/optim.h"
@@ -87,8 +88,8 @@ class Trainer {
   Batch batch_for_step(int64_t step) const;
 
   int64_t step() const { return step_; }
-  UNet& model() { return model_; }
-  UNet& ema() { return ema_; }
+  Backbone& model() { return model_; }
+  Backbone& ema() { return ema_; }
   const Schedule& schedule() const { return schedule_; }
   const Config& config() const { return cfg_; }
   // Writes a sample grid from the EMA weights to `path` and returns it. -> [C,H',W'] uint8
@@ -115,7 +116,7 @@ class Trainer {
   bool multi_process_;  // a real process group (c10d): gradients go through buckets_, replicas are compared
   Schedule schedule_;
   Prediction prediction_;
-  UNet model_{nullptr}, ema_{nullptr};
+  Backbone model_{nullptr}, ema_{nullptr};
   std::vector<torch::Tensor> params_, ema_params_;
   std::unique_ptr<Adam> opt_;
   std::unique_ptr<GradBuckets> buckets_;  // multi-process runs only

@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -20,6 +21,20 @@ struct PresetEntry {
   const char* about;
 };
 
+ModelConfig dit_model(int64_t image_size, int64_t channels, int64_t patch, int64_t depth, int64_t hidden, int64_t heads) {
+  ModelConfig m;
+  m.image_size = image_size;
+  m.channels = channels;
+  m.arch = "dit";
+  m.patch_size = patch;
+  m.depth = depth;
+  m.hidden_size = hidden;
+  m.num_heads = heads;
+  m.mlp_ratio = 4.0;  // the paper's (and ViT's)
+  m.dropout = 0.0;    // not used by the DiT
+  return m;
+}
+
 const std::vector<PresetEntry>& presets() {
   static const std::vector<PresetEntry> p = {
       // The DDPM paper's CIFAR-10 model: 35,746,307 parameters.
@@ -30,6 +45,16 @@ const std::vector<PresetEntry>& presets() {
       {"fmnist-small", ModelConfig{28, 1, 32, {1, 2, 2}, 1, {}, 0.0}, "Fashion-MNIST CPU demo model"},
       // Test model: smallest that still exercises every block type (attention at 14x14 included).
       {"tiny", ModelConfig{28, 1, 32, {1, 2}, 1, {14}, 0.0}, "test model"},
+      // DiTs (dit.h; docs/dit.md). Parameters ≈ depth·18·D² (per block: qkv 3D², proj D², MLP 8D², adaLN 6D²);
+      // forward FLOPs ≈ depth·N·(24·D² + 4·N·D) for N tokens (the adaLN linears run once per image, not per token).
+      // dit-fmnist: the fmnist-small UNet's size at its compute, to compare the two at equal CPU time: p = 2 (196
+      // tokens of 2×2 pixels: the paper's best patch size; p = 4 leaves 7×7 tokens), 6 blocks of D = 96 with 4
+      // heads of 24: 1,057,444 parameters, 0.35 GFLOP/image (fmnist-small: 1,062,497 and 0.37). Width 192 would be
+      // 4.2M parameters and 1.2 GFLOP/image, 3× the UNet.
+      {"dit-fmnist", dit_model(28, 1, 2, 6, 96, 4), "Fashion-MNIST DiT, fmnist-small's size"},
+      // dit-cifar: DiT-S/2 (the paper's Table 1 DiT-S: 12 blocks, D = 384, 6 heads of 64; p = 2) on 32×32 RGB, 256
+      // tokens: 32,471,436 parameters and 12.1 GFLOP/image, the DDPM CIFAR-10 UNet's size and compute (35.7M, 12.4).
+      {"dit-cifar", dit_model(32, 3, 2, 12, 384, 6), "CIFAR-10 DiT-S/2 (32.5M)"},
   };
   return p;
 }
@@ -81,7 +106,9 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
         FIELD(model, num_res_blocks, int64_t),
         {"attn_resolutions",
          [](Config& c, const toml::node& n, const std::string& w) { c.model.attn_resolutions = array_of<int64_t>(n, w); }},
-        FIELD(model, dropout, double), FIELD(model, num_classes, int64_t)}},
+        FIELD(model, dropout, double), FIELD(model, num_classes, int64_t), FIELD(model, arch, std::string),
+        FIELD(model, patch_size, int64_t), FIELD(model, depth, int64_t), FIELD(model, hidden_size, int64_t),
+        FIELD(model, num_heads, int64_t), FIELD(model, mlp_ratio, double)}},
       {"diffusion",
        {FIELD(diffusion, schedule, std::string), FIELD(diffusion, timesteps, int64_t),
         FIELD(diffusion, variance, std::string), FIELD(diffusion, prediction, std::string)}},
@@ -103,6 +130,18 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
 }
 #undef FIELD
 
+// The [model] keys of one arch only (the others apply to every arch). A document that sets a key of another arch
+// than the model's (after a preset and every key are applied) is an error: it would be silently ignored.
+const std::vector<std::string>& unet_keys() {
+  static const std::vector<std::string> k = {"ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout"};
+  return k;
+}
+const std::vector<std::string>& dit_keys() {
+  static const std::vector<std::string> k = {"patch_size", "depth", "hidden_size", "num_heads", "mlp_ratio"};
+  return k;
+}
+bool contains(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
+
 void apply_table(Config& cfg, const toml::table& root, const std::string& source) {
   if (auto* p = root.get("preset")) {
     cfg.preset = scalar_of<std::string>(*p, source + ": preset");
@@ -122,6 +161,13 @@ void apply_table(Config& cfg, const toml::table& root, const std::string& source
       if (it == sec->second.end()) throw std::runtime_error(source + ": unknown key '" + k + "." + f + "'");
       it->second(cfg, fnode, source + ": " + k + "." + f);
     }
+  }
+  if (const auto* model = root.get_as<toml::table>("model")) {
+    const auto& other = cfg.model.arch == "dit" ? unet_keys() : dit_keys();
+    for (const auto& [fkey, fnode] : *model)
+      if (contains(other, std::string(fkey.str())))
+        throw std::runtime_error(source + ": model." + std::string(fkey.str()) + " does not apply to model.arch = '" +
+                                 cfg.model.arch + "'");
   }
 }
 
@@ -173,11 +219,18 @@ void apply_toml_file(Config& cfg, const std::string& path) {
 
 namespace {
 // The one writer of the field list: TOML and JSON are both printed from this table.
+// A UNet's table is what it was before the DiT (no arch key: the default), so its checkpoints read as before.
 toml::table to_table(const ModelConfig& m) {
-  return toml::table{{"image_size", m.image_size}, {"channels", m.channels}, {"ch", m.ch},
-                     {"ch_mult", to_toml_array(m.ch_mult)}, {"num_res_blocks", m.num_res_blocks},
-                     {"attn_resolutions", to_toml_array(m.attn_resolutions)}, {"dropout", m.dropout},
-                     {"num_classes", m.num_classes}};
+  if (m.arch == "dit")
+    return toml::table{{"arch", m.arch}, {"image_size", m.image_size}, {"channels", m.channels},
+                       {"num_classes", m.num_classes}, {"patch_size", m.patch_size}, {"depth", m.depth},
+                       {"hidden_size", m.hidden_size}, {"num_heads", m.num_heads}, {"mlp_ratio", m.mlp_ratio}};
+  toml::table t{{"image_size", m.image_size}, {"channels", m.channels}, {"ch", m.ch},
+                {"ch_mult", to_toml_array(m.ch_mult)}, {"num_res_blocks", m.num_res_blocks},
+                {"attn_resolutions", to_toml_array(m.attn_resolutions)}, {"dropout", m.dropout},
+                {"num_classes", m.num_classes}};
+  if (m.arch != "unet") t.insert("arch", m.arch);  // (invalid: validate() names it)
+  return t;
 }
 
 toml::table to_table(const Config& c) {
@@ -194,7 +247,11 @@ toml::table to_table(const Config& c) {
                     {"allow_upscale", t.allow_upscale}, {"skip_bad_images", t.skip_bad_images},
                     {"eval_every", t.eval_every}, {"eval_samples", t.eval_samples}, {"eval_sampler", t.eval_sampler},
                     {"eval_steps", t.eval_steps}, {"eval_ref", t.eval_ref}, {"eval_features", t.eval_features}};
-  return toml::table{{"preset", c.preset}, {"model", to_table(c.model)}, {"diffusion", diffusion}, {"train", train}};
+  auto model = to_table(c.model);
+  // A UNet over a DiT preset names its arch: read back, the preset alone would make it a DiT.
+  for (const auto& p : presets())
+    if (c.preset == p.name && p.model.arch != c.model.arch && !model.contains("arch")) model.insert("arch", c.model.arch);
+  return toml::table{{"preset", c.preset}, {"model", model}, {"diffusion", diffusion}, {"train", train}};
 }
 
 nlohmann::json table_to_json(const toml::table& t) {
@@ -269,10 +326,13 @@ std::vector<std::string> resume_differences(const Config& run, const Config& now
     for (const auto& [k, v] : fields.items()) {
       const std::string key = sec + "." + k;
       if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
-      const auto& w = b[sec][k];
-      if (v != w) out.push_back(key + ": " + v.dump() + " -> " + w.dump());
+      // A key only one side has (the model's fields of another arch): "(none)" on the other.
+      const bool has = b.contains(sec) && b[sec].contains(k);
+      if (!has || v != b[sec][k]) out.push_back(key + ": " + v.dump() + " -> " + (has ? b[sec][k].dump() : "(none)"));
     }
   }
+  for (const auto& [k, w] : b["model"].items())
+    if (!a["model"].contains(k)) out.push_back("model." + k + ": (none) -> " + w.dump());
   return out;
 }
 
@@ -281,16 +341,31 @@ void validate(const Config& c) {
     if (!ok) throw std::runtime_error(msg);
   };
   const auto& m = c.model;
+  need(m.arch == "unet" || m.arch == "dit", "model.arch must be unet or dit, got '" + m.arch + "'");
   need(m.image_size > 0, "model.image_size must be positive");
   need(m.channels > 0, "model.channels must be positive");
-  need(m.ch > 0 && m.ch % 32 == 0, "model.ch must be a positive multiple of 32 (GroupNorm(32))");
-  need(!m.ch_mult.empty(), "model.ch_mult must not be empty");
-  for (auto k : m.ch_mult) need(k > 0, "model.ch_mult entries must be positive");
-  need(m.num_res_blocks > 0, "model.num_res_blocks must be positive");
-  const int64_t down = int64_t(1) << (m.ch_mult.size() - 1);
-  need(m.image_size % down == 0, "model.image_size " + std::to_string(m.image_size) + " is not divisible by " +
-                                     std::to_string(down) + " (2^(levels-1))");
-  need(m.dropout >= 0.0 && m.dropout < 1.0, "model.dropout must be in [0, 1)");
+  if (m.arch == "unet") {
+    need(m.ch > 0 && m.ch % 32 == 0, "model.ch must be a positive multiple of 32 (GroupNorm(32))");
+    need(!m.ch_mult.empty(), "model.ch_mult must not be empty");
+    for (auto k : m.ch_mult) need(k > 0, "model.ch_mult entries must be positive");
+    need(m.num_res_blocks > 0, "model.num_res_blocks must be positive");
+    const int64_t down = int64_t(1) << (m.ch_mult.size() - 1);
+    need(m.image_size % down == 0, "model.image_size " + std::to_string(m.image_size) + " is not divisible by " +
+                                       std::to_string(down) + " (2^(levels-1))");
+    need(m.dropout >= 0.0 && m.dropout < 1.0, "model.dropout must be in [0, 1)");
+  } else {
+    need(m.patch_size > 0, "model.patch_size must be positive");
+    need(m.image_size % m.patch_size == 0, "model.image_size " + std::to_string(m.image_size) +
+                                               " is not divisible by model.patch_size " + std::to_string(m.patch_size));
+    need(m.depth > 0, "model.depth must be positive");
+    need(m.hidden_size > 0 && m.hidden_size % 4 == 0,
+         "model.hidden_size must be a positive multiple of 4 (the 2-D sin-cos position embedding)");
+    need(m.num_heads > 0, "model.num_heads must be positive");
+    need(m.hidden_size % m.num_heads == 0, "model.hidden_size " + std::to_string(m.hidden_size) +
+                                               " is not divisible by model.num_heads " + std::to_string(m.num_heads));
+    need(m.mlp_ratio > 0 && m.mlp_ratio <= 64 && std::llround(m.hidden_size * m.mlp_ratio) >= 1,
+         "model.mlp_ratio must be in (0, 64]");
+  }
   need(m.num_classes >= 0, "model.num_classes must be >= 0");
   need(c.diffusion.timesteps >= 2, "diffusion.timesteps must be at least 2");
   need(c.diffusion.schedule == "linear" || c.diffusion.schedule == "cosine",

@@ -12,6 +12,9 @@
 
 namespace ddpm {
 
+// Which network (arch) and its shape. image_size, channels and num_classes apply to every arch; the UNet's
+// fields (ch .. dropout) only to arch = "unet", the DiT's (patch_size .. mlp_ratio) only to arch = "dit": a
+// TOML/JSON config that sets the other arch's fields is an error, and only the arch's own are written.
 struct ModelConfig {
   int64_t image_size = 28;   // H = W
   int64_t channels = 1;      // C of the images
@@ -21,6 +24,13 @@ struct ModelConfig {
   std::vector<int64_t> attn_resolutions{14};
   double dropout = 0.1;
   int64_t num_classes = 0;   // > 0: class-conditional (label embedding + null label for guidance)
+  std::string arch = "unet";  // unet (unet.h) | dit (dit.h)
+  // DiT (Peebles & Xie 2023): (image_size / patch_size)² tokens of width hidden_size, depth blocks.
+  int64_t patch_size = 2;    // p: each token is a p×p patch
+  int64_t depth = 6;         // transformer blocks
+  int64_t hidden_size = 96;  // D, the token width
+  int64_t num_heads = 4;     // attention heads (D / num_heads wide each)
+  double mlp_ratio = 4.0;    // MLP hidden width / D
 };
 
 struct DiffusionConfig {
@@ -74,7 +84,7 @@ struct Config {
   TrainConfig train;
 };
 
-// Names of the built-in model presets: cifar10, fmnist, fmnist-small, tiny.
+// Names of the built-in model presets: cifar10, fmnist, fmnist-small, tiny (UNets), dit-fmnist, dit-cifar (DiTs).
 std::vector<std::string> preset_names();
 // The model of a preset; throws "unknown preset" listing the valid names.
 ModelConfig preset_model(const std::string& name);
@@ -96,7 +106,8 @@ nlohmann::json to_json(const ModelConfig& m);
 std::vector<std::string> resume_differences(const Config& run, const Config& now);
 const std::vector<std::string>& resume_mutable_fields();
 
-// Throws std::runtime_error naming the field for impossible values (non-positive sizes, GroupNorm widths, ...).
+// Throws std::runtime_error naming the field for impossible values (non-positive sizes, GroupNorm widths, patch
+// sizes that do not divide the image, ...).
 void validate(const Config& cfg);
 
 }  // namespace ddpm
