@@ -7,6 +7,7 @@
 #include "ddpm/io/checkpoint.h"
 #include "ddpm/nn/backbone.h"
 #include "ddpm/nn/dit.h"
+#include "ddpm/nn/gelu.h"
 #include "ddpm/nn/parallel_mm.h"
 #include "ddpm/nn/unet.h"
 #include "ddpm/samplers/generate.h"
@@ -247,6 +248,33 @@ TEST(DiT, ThreadedLinearsMatchTorchLinearWithGradients) {
   EXPECT_LT((gx - x.grad()).abs().max().item<double>(), 1e-4);
   EXPECT_LT((gw - w.grad()).abs().max().item<double>(), 1e-3);
   EXPECT_LT((gb - b.grad()).abs().max().item<double>(), 1e-4);
+}
+
+TEST(DiT, GeluKernelMatchesTorchGeluWithGradients) {
+  // gelu.h's vectorised tanh-GELU against torch::gelu(x, "tanh"): fp32 values and gradients to float rounding
+  // (the exp is a polynomial, rel. error ≈ 1e-7), over a range that reaches both saturated tails; bf16 within
+  // bf16 rounding of the fp32 answer; an odd length (not a multiple of the vector width) on 2 threads.
+  const int before = at::get_num_threads();
+  torch::set_num_threads(2);
+  auto x = (torch::linspace(-12, 12, 100003)).requires_grad_();
+  auto dy = torch::randn({100003});
+  auto y = gelu_tanh(x);
+  y.backward(dy);
+  auto gx = x.grad().clone();
+  x.grad().zero_();
+  auto ref = torch::gelu(x, "tanh");
+  ref.backward(dy);
+  EXPECT_LT((y - ref).abs().max().item<double>(), 2e-6);
+  EXPECT_LT((gx - x.grad()).abs().max().item<double>(), 2e-5);
+  torch::NoGradGuard ng;
+  auto xb = x.detach().to(torch::kBFloat16);
+  auto yb = gelu_tanh(xb);
+  EXPECT_EQ(yb.scalar_type(), torch::kBFloat16);
+  auto ref_b = torch::gelu(xb.to(torch::kFloat32), "tanh");
+  EXPECT_LT(((yb.to(torch::kFloat32) - ref_b).abs() / (ref_b.abs() + 1e-3)).max().item<double>(), 8e-3);
+  auto xs = torch::randn({4, 6}).t();  // strided input: made contiguous
+  EXPECT_LT((gelu_tanh(xs) - torch::gelu(xs, "tanh")).abs().max().item<double>(), 2e-6);
+  torch::set_num_threads(before);
 }
 
 TEST(DiT, DependsOnTimestepAndLabelAndTreatsNoLabelAsNull) {

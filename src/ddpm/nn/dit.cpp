@@ -3,10 +3,11 @@
 // N = g² tokens, D width, h heads, d = D/h, M MLP width.
 #include "ddpm/nn/dit.h"
 
+#include "ddpm/nn/attention.h"
+#include "ddpm/nn/gelu.h"
 #include "ddpm/nn/parallel_mm.h"
 #include "ddpm/nn/unet.h"
 
-#include <torch/version.h>
 
 #include <cmath>
 #include <stdexcept>
@@ -71,17 +72,9 @@ torch::Tensor DiTAttentionImpl::forward(const torch::Tensor& x, WeightCast& wc) 
   // Q, K, V for every head from one projection: [B,N,3D] -> 3 × [B,h,N,d].
   auto qkv_t = lin(wc, x, qkv).view({B, N, 3, h, d}).permute({2, 0, 3, 1, 4});  // [3,B,h,N,d]
   auto q = qkv_t[0], k = qkv_t[1], v = qkv_t[2];                                  // [B,h,N,d]
-#if TORCH_VERSION_MAJOR >= 2
-  // Fused softmax(QKᵀ/√d)V (flash / memory-efficient kernels where the device has them).
-  auto o = at::scaled_dot_product_attention(q, k, v);  // [B,h,N,d]
-#else
-  // Attention(Q, K, V) = softmax(QKᵀ/√d) V (Vaswani et al. 2017, eq. 1), per head; softmax in fp32.
-  const auto dt = x.scalar_type();
-  auto q3 = q.reshape({B * h, N, d}), k3 = k.reshape({B * h, N, d}), v3 = v.reshape({B * h, N, d});  // [B·h,N,d]
-  auto s = batched_mm(q3, k3.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(d)));            // [B·h,N,N]
-  auto w = torch::softmax(s.to(torch::kFloat32), -1).to(dt);                                           // [B·h,N,N]
-  auto o = batched_mm(w, v3).view({B, h, N, d});                                                       // [B,h,N,d]
-#endif
+  // Attention(Q, K, V) = softmax(QKᵀ/√d) V (Vaswani et al. 2017, eq. 1), every head at once (attention.h).
+  auto o = attention(q.reshape({B * h, N, d}), k.reshape({B * h, N, d}), v.reshape({B * h, N, d}))
+               .view({B, h, N, d});  // [B,h,N,d]
   return lin(wc, o.transpose(1, 2).reshape({B, N, D}), proj);  // concat heads [B,N,D], then W_O: [B,N,D]
 }
 
@@ -91,7 +84,7 @@ DiTMlpImpl::DiTMlpImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor DiTMlpImpl::forward(const torch::Tensor& x, WeightCast& wc) {
-  auto a = torch::gelu(lin(wc, x, fc1), "tanh");  // [B,N,M]
+  auto a = gelu_tanh(lin(wc, x, fc1));  // GELU, tanh form (gelu.h): [B,N,M]
   return lin(wc, a, fc2);                         // [B,N,D]
 }
 

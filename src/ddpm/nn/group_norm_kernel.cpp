@@ -28,30 +28,6 @@ DDPM_INLINE float load(const uint16_t* p, int64_t i) { return bf16_bits_to_float
 DDPM_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
 DDPM_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = float_to_bf16_bits(v); }
 
-// exp(x) for the sigmoid: Cephes' expf (range reduction by ln 2, degree-6 polynomial), branch-free so that it
-// vectorises; relative error ≈ 1e-7 on [-87, 88] (inputs are clamped there). n = round(x/ln 2) by the 1.5·2²³
-// trick, whose low mantissa bits are then n itself: no float-to-int conversion, no rounding call.
-DDPM_INLINE float exp_approx(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23
-  const float t = x * 1.44269504088896341f + kMagic;
-  const float n = t - kMagic;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  uint32_t tb, mb;
-  std::memcpy(&tb, &t, 4);
-  std::memcpy(&mb, &kMagic, 4);
-  const uint32_t e = (tb - mb + 127u) << 23;  // 2^n as float bits (n in [-126, 127])
-  float s;
-  std::memcpy(&s, &e, 4);
-  return p * s;
-}
 DDPM_INLINE float sigmoid(float u) { return 1.0f / (1.0f + exp_approx(-u)); }
 
 template <typename T>

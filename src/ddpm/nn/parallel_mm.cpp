@@ -6,46 +6,6 @@
 namespace ddpm {
 namespace {
 
-// a [B,M,K] @ b [B,K,N] for fp32 on the CPU: one BLAS call per batch element, spread over the threads (the
-// BLAS runs single-threaded here, runtime.h; torch::bmm would hand it the B products one after the other).
-torch::Tensor parallel_bmm(const torch::Tensor& a_in, const torch::Tensor& b_in) {
-  const auto a = a_in.detach(), b = b_in.detach();  // gradients, if any, are ParallelBmmFn's business
-  auto out = torch::empty({a.size(0), a.size(1), b.size(2)}, a.options());  // [B,M,N]
-  at::parallel_for(0, a.size(0), 1, [&](int64_t i0, int64_t i1) {
-    torch::NoGradGuard ng;  // grad mode is per thread: the pool's threads have it on
-    for (int64_t i = i0; i < i1; ++i) {
-      auto oi = out[i];
-      at::mm_out(oi, a[i], b[i]);
-    }
-  });
-  return out;
-}
-
-// The same as an autograd op: d(AB) = dC Bᵀ, Aᵀ dC, both again parallel_bmm.
-struct ParallelBmmFn : torch::autograd::Function<ParallelBmmFn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
-    ctx->save_for_backward({a, b});
-    return parallel_bmm(a, b);
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list g) {
-    const auto s = ctx->get_saved_variables();
-    const auto& dc = g[0];
-    return {parallel_bmm(dc, s[1].transpose(1, 2)), parallel_bmm(s[0].transpose(1, 2), dc)};
-  }
-};
-
-}  // namespace
-
-torch::Tensor batched_mm(const torch::Tensor& a, const torch::Tensor& b) {
-  if (!a.device().is_cpu() || a.scalar_type() != torch::kFloat32 || b.scalar_type() != torch::kFloat32)
-    return torch::bmm(a, b);  // bf16 (oneDNN, threaded) and other devices
-  if (torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad())) return ParallelBmmFn::apply(a, b);
-  return parallel_bmm(a, b);
-}
-
-namespace {
-
 // a [M,K] @ b [K,N] -> [M,N]: the rows of a in one block per thread, each one BLAS call.
 torch::Tensor parallel_mm(const torch::Tensor& a_in, const torch::Tensor& b_in) {
   const auto a = a_in.detach(), b = b_in.detach();  // gradients, if any, are ThreadedLinearFn's business

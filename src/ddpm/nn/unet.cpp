@@ -1,11 +1,11 @@
 // unet.cpp — see unet.h. Size legend: B batch, C channels, H×W spatial, D time-embedding width, N = H·W.
 #include "ddpm/nn/unet.h"
 
+#include "ddpm/nn/attention.h"
 #include "ddpm/nn/dropout.h"
 #include "ddpm/nn/group_norm_silu.h"
 #include "ddpm/nn/parallel_mm.h"
 
-#include <torch/version.h>
 
 #include <cmath>
 #include <stdexcept>
@@ -111,17 +111,13 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x, WeightCast& wc) {
   const auto B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
     // NHWC: Q, K and V are one 1×1 convolution (oneDNN, all threads) whose NHWC output is already [B,N,3C] in
-    // memory, and the attention output [B,N,C] is NHWC again: no transposes. Softmax in fp32.
-    const double scale = 1.0 / std::sqrt(static_cast<double>(C));
-    const auto dt = x.scalar_type();
+    // memory, and the attention output [B,N,C] is NHWC again: no transposes.
     auto h = norm_act(norm, x, {}, false);                                                 // [B,C,H,W] NHWC
     auto w_qkv = torch::cat({q->weight, k->weight, v->weight}, 0);                         // [3C,C,1,1]
     auto b_qkv = torch::cat({q->bias, k->bias, v->bias}, 0);                               // [3C]
     auto qkv = wc.conv_with(h, w_qkv, b_qkv).permute({0, 2, 3, 1}).reshape({B, H * W, 3 * C});  // [B,N,3C]
     auto qt = qkv.slice(2, 0, C), kt = qkv.slice(2, C, 2 * C), vt = qkv.slice(2, 2 * C);    // [B,N,C] each
-    auto s = batched_mm(qt, kt.transpose(1, 2)).mul_(scale);                               // [B,N,N]
-    auto w = torch::softmax(s.to(torch::kFloat32), -1).to(dt);                            // [B,N,N]
-    auto o = batched_mm(w, vt);                                                            // [B,N,C]
+    auto o = attention(qt, kt, vt);                                                        // [B,N,C]
     auto o4 = o.reshape({B, H, W, C}).permute({0, 3, 1, 2});                               // [B,C,H,W] NHWC
     return x + wc.conv(proj_out, o4);
   }
@@ -129,13 +125,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x, WeightCast& wc) {
   auto qt = wc.conv(q, h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
   auto kt = wc.conv(k, h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
   auto vt = wc.conv(v, h).reshape({B, C, H * W}).transpose(1, 2);  // [B,N,C]
-#if TORCH_VERSION_MAJOR >= 2
-  // Fused softmax(QKᵀ/√C)V (flash / memory-efficient kernels where the device has them).
-  auto o = at::scaled_dot_product_attention(qt.unsqueeze(1), kt.unsqueeze(1), vt.unsqueeze(1)).squeeze(1);  // [B,N,C]
-#else
-  auto w = torch::softmax(torch::bmm(qt, kt.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(C))), -1);  // [B,N,N]
-  auto o = torch::bmm(w, vt);  // [B,N,C]
-#endif
+  auto o = attention(qt, kt, vt);  // softmax(QKᵀ/√C) V (attention.h): [B,N,C]
   o = o.transpose(1, 2).reshape({B, C, H, W});  // [B,C,H,W]
   return x + wc.conv(proj_out, o);
 }
