@@ -44,7 +44,8 @@ struct TrainArgs {
   double lr = 0, ema_decay = 0, label_dropout = 0;
   uint64_t seed = 0;
   bool resume = false, flip = false, tensorboard = true, allow_upscale = false, skip_bad = false, force_precision = false;
-  std::string precision;
+  std::string precision, lr_schedule, loss_weight;
+  double min_snr_gamma = 0;
   // Several processes (distributed.h, launcher.h).
   int nproc = 1, master_port = 0;
   std::string master_addr = "127.0.0.1";
@@ -68,6 +69,7 @@ Command add_train(CLI::App& root) {
     a->eval_every = d.train.eval_every, a->eval_samples = d.train.eval_samples, a->eval_steps = d.train.eval_steps;
     a->eval_sampler = d.train.eval_sampler;
     a->label_dropout = d.train.label_dropout;
+    a->lr_schedule = d.train.lr_schedule, a->loss_weight = d.train.loss_weight, a->min_snr_gamma = d.train.min_snr_gamma;
     a->keep_checkpoints = d.train.keep_checkpoints, a->max_nonfinite = d.train.max_nonfinite;
     a->channels = d.model.channels, a->image_size = d.model.image_size, a->tensorboard = d.train.tensorboard;
   }
@@ -98,6 +100,14 @@ Command add_train(CLI::App& root) {
   auto* o_bs = c->add_option("--batch-size", a->batch_size, "Global batch size");
   auto* o_lr = c->add_option("--lr", a->lr, "Adam learning rate after warm-up");
   auto* o_warm = c->add_option("--warmup", a->warmup, "Linear learning-rate warm-up steps");
+  auto* o_lrs = c->add_option("--lr-schedule", a->lr_schedule,
+                              "After warm-up: constant | cosine | linear (both decay to 0 at --steps)")
+                   ->check(CLI::IsMember({"constant", "cosine", "linear"}));
+  auto* o_lw = c->add_option("--loss-weight", a->loss_weight,
+                             "uniform (L_simple) | min_snr (min(SNR, gamma) in x0 terms, Hang et al. 2023)")
+                   ->check(CLI::IsMember({"uniform", "min_snr"}));
+  auto* o_gamma = c->add_option("--min-snr-gamma", a->min_snr_gamma, "gamma of --loss-weight min_snr")
+                      ->check(CLI::PositiveNumber);
   auto* o_ema = c->add_option("--ema-decay", a->ema_decay, "EMA decay (with warm-up)");
   auto* o_seed = c->add_option("--seed", a->seed, "Seed of every random draw of the run");
   auto* o_dev = c->add_option("--device", a->device, "auto | cpu | cuda");
@@ -171,6 +181,9 @@ Command add_train(CLI::App& root) {
     if (o_lr->count()) t.lr = a->lr;
     if (o_warm->count()) t.warmup = a->warmup;
     if (o_ema->count()) t.ema_decay = a->ema_decay;
+    if (o_lrs->count()) t.lr_schedule = a->lr_schedule;
+    if (o_lw->count()) t.loss_weight = a->loss_weight;
+    if (o_gamma->count()) t.min_snr_gamma = a->min_snr_gamma;
     if (o_seed->count()) t.seed = a->seed;
     if (o_dev->count()) t.device = a->device;
     if (o_save->count()) t.save_every = a->save_every;

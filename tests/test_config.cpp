@@ -134,5 +134,15 @@ TEST(Config, ValidationNamesTheField) {
   c.model.image_size = 30;
   c.model.ch_mult = {1, 2, 2};
   EXPECT_NE(error_of([&] { validate(c); }).find("divisible"), std::string::npos);
+  c = Config();
+  c.train.lr_schedule = "step";
+  EXPECT_NE(error_of([&] { validate(c); }).find("train.lr_schedule must be constant, cosine or linear, got 'step'"),
+            std::string::npos);
+  c = Config();
+  c.train.loss_weight = "p2";
+  EXPECT_NE(error_of([&] { validate(c); }).find("train.loss_weight"), std::string::npos);
+  c = Config();
+  c.train.min_snr_gamma = 0;
+  EXPECT_NE(error_of([&] { validate(c); }).find("train.min_snr_gamma"), std::string::npos);
   EXPECT_NO_THROW(validate(Config()));
 }

@@ -1,11 +1,13 @@
 // test_train.cpp — the training loop: overfitting a handful of images, Adam against LibTorch's, rank slicing,
 // determinism and resume.
+#include "ddpm/diffusion/prediction.h"
 #include "ddpm/io/checkpoint.h"
 #include "ddpm/train/trainer.h"
 #include "ddpm/util/runtime.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -234,6 +236,67 @@ TEST(Train, ClassConditionalNeedsLabelsThatFit) {
   EXPECT_THROW(Trainer(cfg, d, torch::kCPU), std::runtime_error);                   // label 3 >= 3 classes
   d.labels = torch::tensor({0, 1, 2, 2}, torch::kLong);
   EXPECT_NO_THROW(Trainer(cfg, d, torch::kCPU));
+}
+
+TEST(Train, LrScheduleDecaysToZeroAtTheEnd) {
+  // After a 100-step warm-up, cosine and linear decay over the remaining 900 steps of a 1000-step run.
+  TrainConfig t;
+  t.lr = 1e-3;
+  t.warmup = 100;
+  t.steps = 1000;
+  for (const std::string s : {"cosine", "linear"}) {
+    t.lr_schedule = s;
+    EXPECT_NEAR(lr_at(t, 49), 5e-4, 1e-12) << s;  // the warm-up is the same
+    EXPECT_NEAR(lr_at(t, 100), 1e-3, 1e-12) << s;
+    EXPECT_NEAR(lr_at(t, 550), 5e-4, 1e-12) << s;  // half-way: both at lr / 2
+    EXPECT_NEAR(lr_at(t, 1000), 0.0, 1e-15) << s;
+    EXPECT_GT(lr_at(t, 999), 0.0) << s;           // the last update still moves
+    for (int64_t k = 100; k < 1000; ++k) EXPECT_LT(lr_at(t, k + 1), lr_at(t, k)) << s << " at " << k;
+  }
+  t.lr_schedule = "cosine";
+  EXPECT_NEAR(lr_at(t, 325), 1e-3 * 0.5 * (1 + std::cos(M_PI * 0.25)), 1e-12);  // a quarter of the way
+  t.lr_schedule = "linear";
+  EXPECT_NEAR(lr_at(t, 325), 0.75e-3, 1e-12);
+  EXPECT_EQ(lr_at(t, 5000), 0.0);  // past the planned end (a run extended without a new schedule)
+}
+
+TEST(Train, MinSnrWeightsPerTarget) {
+  // SNR = ᾱ/(1 − ᾱ): ᾱ = 0.99 → 99, ᾱ = 0.5 → 1, ᾱ = 0.1 → 1/9; γ = 5.
+  auto a = torch::tensor({0.99, 0.5, 0.1}, torch::kFloat64);
+  auto w_eps = min_snr_weight(Prediction::Eps, a, 5.0), w_v = min_snr_weight(Prediction::V, a, 5.0),
+       w_x0 = min_snr_weight(Prediction::X0, a, 5.0);
+  EXPECT_NEAR(w_eps[0].item<double>(), 5.0 / 99.0, 1e-12);  // clipped: high SNR is down-weighted
+  EXPECT_NEAR(w_eps[1].item<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(w_eps[2].item<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(w_v[0].item<double>(), 5.0 / 100.0, 1e-12);
+  EXPECT_NEAR(w_v[1].item<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(w_v[2].item<double>(), (1.0 / 9.0) / (1.0 / 9.0 + 1.0), 1e-12);
+  EXPECT_NEAR(w_x0[0].item<double>(), 5.0, 1e-12);
+  EXPECT_NEAR(w_x0[2].item<double>(), 1.0 / 9.0, 1e-12);
+}
+
+TEST(Train, MinSnrLossWeightsTheSquaredError) {
+  // With γ far above every SNR of the schedule the ε weights are all 1: the first step's loss is L_simple's.
+  // With γ = 1 every sample with SNR > 1 counts less, so the same first step's loss is smaller; it still trains.
+  set_threads(0);
+  auto base = tiny_config(8);
+  Trainer plain(base, shapes_dataset(4), torch::kCPU);
+  const double l_plain = plain.train_step().loss;
+  auto cfg = base;
+  cfg.train.loss_weight = "min_snr";
+  cfg.train.min_snr_gamma = 1e9;
+  Trainer huge(cfg, shapes_dataset(4), torch::kCPU);
+  EXPECT_NEAR(huge.train_step().loss, l_plain, 1e-6 * l_plain);
+  cfg.train.min_snr_gamma = 1.0;
+  Trainer one(cfg, shapes_dataset(4), torch::kCPU);
+  double first = one.train_step().loss, last = 0;
+  EXPECT_LT(first, 0.9 * l_plain);
+  for (int i = 1; i < 80; ++i) {
+    const double l = one.train_step().loss;
+    if (i < 10) first += l;
+    if (i >= 60) last += l / 20;
+  }
+  EXPECT_LT(last, first / 10.0 / 2.0);
 }
 
 TEST(Train, XZeroAndVTargetsTrainToo) {

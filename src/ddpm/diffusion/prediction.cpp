@@ -31,6 +31,17 @@ torch::Tensor training_target(Prediction p, const torch::Tensor& x0, const torch
   throw std::logic_error("training_target: bad prediction kind");
 }
 
+torch::Tensor min_snr_weight(Prediction p, const torch::Tensor& a, double gamma) {
+  const auto snr = a / (1 - a);
+  const auto clipped = snr.clamp_max(gamma);  // min(SNR, γ)
+  switch (p) {
+    case Prediction::Eps: return clipped / snr;
+    case Prediction::X0: return clipped;
+    case Prediction::V: return clipped / (snr + 1);
+  }
+  throw std::logic_error("min_snr_weight: bad prediction kind");
+}
+
 torch::Tensor to_eps(Prediction p, const torch::Tensor& out, const torch::Tensor& x_t, const torch::Tensor& a) {
   switch (p) {
     case Prediction::Eps: return out;

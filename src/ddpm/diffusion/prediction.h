@@ -24,6 +24,11 @@ std::string to_string(Prediction p);
 // The training target for x_0 and ε at noise level a = ᾱ_t.                    -> [B,C,H,W]
 torch::Tensor training_target(Prediction p, const torch::Tensor& x0, const torch::Tensor& eps, const torch::Tensor& a);
 
+// Min-SNR-γ loss weights (Hang et al. 2023, §3.4): the x_0 loss weighted by min(SNR_t, γ), SNR_t = ᾱ/(1 − ᾱ),
+// written for the squared error of each target: ε: min(SNR, γ)/SNR; v: min(SNR, γ)/(SNR + 1); x0: min(SNR, γ)
+// (‖ε − ε̂‖² = SNR ‖x_0 − x̂_0‖², ‖v − v̂‖² = (SNR + 1) ‖x_0 − x̂_0‖²). Same shape as a.
+torch::Tensor min_snr_weight(Prediction p, const torch::Tensor& a, double gamma);
+
 // The network output `out` at (x_t, a) converted to ε and to x_0.               -> [B,C,H,W]
 torch::Tensor to_eps(Prediction p, const torch::Tensor& out, const torch::Tensor& x_t, const torch::Tensor& a);
 torch::Tensor to_x0(Prediction p, const torch::Tensor& out, const torch::Tensor& x_t, const torch::Tensor& a);

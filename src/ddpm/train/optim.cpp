@@ -81,8 +81,13 @@ double ema_decay_at(double decay, int64_t n) {
 }
 
 double lr_at(const TrainConfig& t, int64_t step) {
-  if (t.warmup <= 0) return t.lr;
-  return t.lr * std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(t.warmup));
+  if (step < t.warmup) return t.lr * static_cast<double>(step + 1) / static_cast<double>(t.warmup);
+  if (t.lr_schedule == "constant") return t.lr;
+  // Decay over the steps after warm-up, to 0 at step = t.steps (the last update, step t.steps − 1, is just above).
+  const double span = static_cast<double>(std::max<int64_t>(t.steps - t.warmup, 1));
+  const double p = std::min(1.0, static_cast<double>(step - t.warmup) / span);  // progress in [0, 1]
+  if (t.lr_schedule == "cosine") return t.lr * 0.5 * (1.0 + std::cos(M_PI * p));  // Loshchilov & Hutter 2017, no restarts
+  return t.lr * (1.0 - p);                                                        // linear
 }
 
 }  // namespace ddpm

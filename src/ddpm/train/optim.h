@@ -37,7 +37,8 @@ class Adam {
 
 // EMA decay at update n (0-based) with warm-up: min(decay, (1 + n) / (10 + n)).
 double ema_decay_at(double decay, int64_t n);
-// Learning rate at step s: lr · min(1, (s + 1) / warmup).
+// Learning rate at step s: lr · (s + 1) / warmup during warm-up, then lr (constant), or decaying to 0 at
+// s = steps as lr · ½(1 + cos πp) (cosine) or lr · (1 − p) (linear), p = (s − warmup) / (steps − warmup).
 double lr_at(const TrainConfig& t, int64_t step);
 
 }  // namespace ddpm

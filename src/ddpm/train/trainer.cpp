@@ -136,11 +136,17 @@ StepStats Trainer::train_step(bool stop_requested) {
   if (batch_hook) batch_hook(step_, batch);
 
   // Algorithm 1: x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε; minimise ‖ε − ε_θ(x_t, t)‖² (eq. 14, L_simple), or the same
-  // squared error on x_0 or v for the other prediction targets (prediction.h).
+  // squared error on x_0 or v for the other prediction targets (prediction.h); train.loss_weight = min_snr
+  // weights each sample's error by min(SNR_t, γ) in x_0 terms (Hang et al. 2023).
   auto x_t = schedule_.q_sample(batch.x0, batch.t, batch.noise);    // [b,C,H,W]
   auto out = model_->forward(x_t, batch.t, batch.y);                 // [b,C,H,W]
-  auto target = training_target(prediction_, batch.x0, batch.noise, schedule_.alpha_bar(batch.t, x_t));
-  auto loss = torch::mse_loss(out, target);
+  const auto a_t = schedule_.alpha_bar(batch.t, x_t);                // [b,1,1,1]
+  auto target = training_target(prediction_, batch.x0, batch.noise, a_t);
+  auto loss = cfg_.train.loss_weight == "min_snr"
+                  ? ((out - target).pow(2).flatten(1).mean(1) *
+                     min_snr_weight(prediction_, a_t, cfg_.train.min_snr_gamma).flatten())
+                        .mean()
+                  : torch::mse_loss(out, target);
   // Per-quarter sums for the log: [Σ loss in q0..q3, count in q0..q3] of this rank's samples.
   torch::Tensor qstats;
   {

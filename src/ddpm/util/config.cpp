@@ -115,7 +115,8 @@ const std::map<std::string, std::map<std::string, Setter>>& setters() {
       {"train",
        {FIELD(train, data, std::string), FIELD(train, out, std::string), FIELD(train, steps, int64_t),
         FIELD(train, batch_size, int64_t), FIELD(train, lr, double), FIELD(train, warmup, int64_t),
-        FIELD(train, grad_clip, double), FIELD(train, ema_decay, double), FIELD(train, flip, bool),
+        FIELD(train, lr_schedule, std::string), FIELD(train, loss_weight, std::string),
+        FIELD(train, min_snr_gamma, double), FIELD(train, grad_clip, double), FIELD(train, ema_decay, double), FIELD(train, flip, bool),
         FIELD(train, label_dropout, double),
         FIELD(train, seed, uint64_t), FIELD(train, save_every, int64_t), FIELD(train, sample_every, int64_t),
         FIELD(train, keep_checkpoints, int64_t), FIELD(train, max_nonfinite, int64_t),
@@ -238,7 +239,8 @@ toml::table to_table(const Config& c) {
                         {"variance", c.diffusion.variance}, {"prediction", c.diffusion.prediction}};
   const auto& t = c.train;
   toml::table train{{"data", t.data}, {"out", t.out}, {"steps", t.steps}, {"batch_size", t.batch_size},
-                    {"lr", t.lr}, {"warmup", t.warmup}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
+                    {"lr", t.lr}, {"warmup", t.warmup}, {"lr_schedule", t.lr_schedule},
+                    {"loss_weight", t.loss_weight}, {"min_snr_gamma", t.min_snr_gamma}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
                     {"flip", t.flip}, {"label_dropout", t.label_dropout}, {"seed", static_cast<int64_t>(t.seed)}, {"save_every", t.save_every},
                     {"keep_checkpoints", t.keep_checkpoints}, {"max_nonfinite", t.max_nonfinite},
                     {"sample_every", t.sample_every}, {"sample_num", t.sample_num},
@@ -380,6 +382,11 @@ void validate(const Config& c) {
   need(t.batch_size > 0, "train.batch_size must be positive, got " + std::to_string(t.batch_size));
   need(t.lr > 0, "train.lr must be positive");
   need(t.warmup >= 0, "train.warmup must be >= 0");
+  need(t.lr_schedule == "constant" || t.lr_schedule == "cosine" || t.lr_schedule == "linear",
+       "train.lr_schedule must be constant, cosine or linear, got '" + t.lr_schedule + "'");
+  need(t.loss_weight == "uniform" || t.loss_weight == "min_snr",
+       "train.loss_weight must be uniform or min_snr, got '" + t.loss_weight + "'");
+  need(t.min_snr_gamma > 0, "train.min_snr_gamma must be positive");
   need(t.grad_clip >= 0, "train.grad_clip must be >= 0");
   need(t.ema_decay >= 0 && t.ema_decay < 1, "train.ema_decay must be in [0, 1)");
   need(t.save_every >= 0 && t.sample_every >= 0, "train.save_every and train.sample_every must be >= 0");

@@ -47,6 +47,9 @@ struct TrainConfig {
   int64_t batch_size = 64;             // global batch (divided across ranks)
   double lr = 2e-4;                    // Adam learning rate after warm-up
   int64_t warmup = 1000;               // linear learning-rate warm-up steps
+  std::string lr_schedule = "constant";  // after warm-up: constant | cosine | linear (both decay to 0 at steps)
+  std::string loss_weight = "uniform";   // uniform (L_simple) | min_snr (Hang et al. 2023, weight min(SNR, γ))
+  double min_snr_gamma = 5.0;            // γ of min_snr
   double grad_clip = 1.0;              // global gradient-norm clip (0 = off)
   double ema_decay = 0.9999;           // EMA decay, with warm-up min(decay, (1+n)/(10+n))
   bool flip = false;                   // random horizontal flips
