@@ -29,6 +29,7 @@ struct SampleArgs {
   uint64_t seed = 0;
   bool no_clip = false, force_precision = false;
   std::string precision = "fp32";
+  std::string weights = "ema";
 };
 constexpr int64_t kPerClassDefault = 8;
 }  // namespace
@@ -85,6 +86,10 @@ Command add_sample(CLI::App& root) {
   c->add_option("--device", a->device, "auto | cpu | cuda");
   c->add_option("--threads", a->threads, "CPU threads (0: all available cores)")->check(CLI::NonNegativeNumber);
   add_precision_options(c, a->precision, a->force_precision);
+  c->add_option("--weights", a->weights,
+                "ema (the EMA weights, or the training weights of a file without them) | raw (the training weights "
+                "of a run checkpoint, to see what the EMA adds)")
+      ->check(CLI::IsMember({"ema", "raw"}));
 
   auto run = [=]() -> int {
     const bool npz = a->format == "npz";
@@ -151,7 +156,7 @@ Command add_sample(CLI::App& root) {
     const auto precision = parse_precision(a->precision);
     check_precision(precision, device, a->force_precision);
     if (!a->out_dir.empty()) ensure_writable_dir(a->out_dir, "--out-dir");
-    auto net = load_sampling_model(ck, device, precision);
+    auto net = load_sampling_model(ck, device, precision, a->weights == "raw");
     const int64_t T = cfg.diffusion.timesteps;
     const int64_t steps = sampler_steps(g.sampler, T), nfe = sampler_nfe(g.sampler, T);
     const int64_t nfe_pass = nfe * (g.guidance != 0 ? 2 : 1);  // guidance runs each image twice per evaluation
@@ -189,7 +194,7 @@ Command add_sample(CLI::App& root) {
     nlohmann::json j = {{"sampler", a->sampler}, {"steps", steps},      {"nfe", nfe},
                         {"num", g.num},          {"seed", a->seed},     {"seconds", secs},
                         {"seconds_per_image", secs / static_cast<double>(g.num)},
-                        {"prediction", cfg.diffusion.prediction}};
+                        {"prediction", cfg.diffusion.prediction}, {"weights", a->weights}};
     if (a->sampler == "ddpm") j["variance"] = to_string(g.sampler.variance);
     if (a->sampler == "ddim") j["eta"] = a->eta;
     if (a->sampler == "edm-sde") {

@@ -17,16 +17,27 @@ import json,sys
 e=json.load(open('$O/eval.json')); s=json.load(open('$O/sample.json'))
 print(json.dumps({'step':$step,'row':'$label','nfe':s.get('nfe'),'num':500,'fid':round(e['fid'],3),'kid':round(e['kid'],4),'precision':e.get('precision'),'recall':e.get('recall'),'sample_seconds':round($t1-$t0,1)}))" >> $O/curve.jsonl
 }
-for s in 2000 5000 10000 20000 30000; do
-  row $s dpm++2m-20 --sampler dpm++2m --steps 20
-  row $s ddim-50 --sampler ddim --steps 50
-done
-for s in 30000 5000 10000 2000 20000; do row $s ddpm-250 --sampler ddpm --steps 250; done
-# the ends of the schedule at the last checkpoint
-row 30000 dpm++2m-20-noclip --sampler dpm++2m --steps 20 --no-clip
-row 30000 ddim-50-trailing --sampler ddim --steps 50 --spacing trailing
-row 30000 dpm++2m-20-karras --sampler dpm++2m --steps 20 --spacing karras
-row 30000 ddim-50-eta1 --sampler ddim --steps 50 --eta 1
-row 30000 edm-sde-49 --sampler edm-sde --steps 25
-for s in 1000 3000 15000 25000; do row $s dpm++2m-20 --sampler dpm++2m --steps 20; done
+# Which checkpoints get which rows (defaults: docs/quality.md's UNet run; docs/dit.md's DiT run sets them, e.g.
+# FAST="1000 2000 3000 4000 5000 6000 7000 8000" DDIM="2000 4000 8000" DDPM_ROWS="8000 4000 2000" ENDS= EXTRA=).
+FAST=${FAST-"2000 5000 10000 20000 30000"}      # DPM-Solver++(2M) 20 NFE
+DDIM=${DDIM-$FAST}                              # DDIM 50
+DDPM_ROWS=${DDPM_ROWS-"30000 5000 10000 2000 20000"}  # DDPM ancestral 250
+ENDS=${ENDS-30000}                              # the ends-of-the-schedule variants, at this step ("" = none)
+EXTRA=${EXTRA-"1000 3000 15000 25000"}          # more DPM++2M-20 rows, last
+wait_for() {  # a checkpoint of a run still training: wait until it exists
+  local ck=$R/checkpoint-$(printf %08d $1).safetensors
+  while [ ! -s "$ck" ]; do sleep 20; done
+}
+for s in $FAST; do wait_for $s; row $s dpm++2m-20 --sampler dpm++2m --steps 20; done
+for s in $DDIM; do wait_for $s; row $s ddim-50 --sampler ddim --steps 50; done
+for s in $DDPM_ROWS; do wait_for $s; row $s ddpm-250 --sampler ddpm --steps 250; done
+if [ -n "$ENDS" ]; then
+  # the ends of the schedule at the last checkpoint
+  row $ENDS dpm++2m-20-noclip --sampler dpm++2m --steps 20 --no-clip
+  row $ENDS ddim-50-trailing --sampler ddim --steps 50 --spacing trailing
+  row $ENDS dpm++2m-20-karras --sampler dpm++2m --steps 20 --spacing karras
+  row $ENDS ddim-50-eta1 --sampler ddim --steps 50 --eta 1
+  row $ENDS edm-sde-49 --sampler edm-sde --steps 25
+fi
+for s in $EXTRA; do row $s dpm++2m-20 --sampler dpm++2m --steps 20; done
 echo DONE >&2

@@ -110,6 +110,16 @@ check "--scale enlarges the grid" [ "$(png_size "$T/big.png")" = "124 64" ]
 check "export writes a smaller weights-only file" [ "$(stat -c %s "$T/w.safetensors")" -lt "$(stat -c %s "$RUN/checkpoint.safetensors")" ]
 "$DDPM" sample --checkpoint "$T/w.safetensors" --num 4 --steps 10 --seed 3 --out "$T/grid4.png" >/dev/null 2>&1
 check "weights-only file samples the same images" cmp -s "$T/grid.png" "$T/grid4.png"
+# (a run whose weights move far in 3 steps: no warm-up, a large rate, so that the EMA lags visibly)
+"$DDPM" train --preset tiny --data fashion-mnist --out "$T/fast" --steps 3 --batch-size 4 --warmup 0 --lr 0.01 \
+  --sample-every 0 --sample-num 2 --threads 2 >/dev/null 2>&1
+"$DDPM" sample --checkpoint "$T/fast/checkpoint.safetensors" --num 2 --steps 10 --seed 3 --format npz --out "$T/ema.npz" >/dev/null 2>&1
+"$DDPM" sample --checkpoint "$T/fast/checkpoint.safetensors" --num 2 --steps 10 --seed 3 --format npz --out "$T/raw.npz" \
+  --weights raw >"$T/raw.json" 2>/dev/null
+check "--weights raw samples the training weights: other samples, reported" \
+  bash -c "grep -q '\"weights\":\"raw\"' '$T/raw.json' && ! cmp -s '$T/ema.npz' '$T/raw.npz'"
+expect_error "--weights raw on a weights-only file" "no training weights (model.*) in this file" \
+  "$DDPM" sample --checkpoint "$T/w.safetensors" --weights raw --num 1 --out "$T/x.png"
 
 # --- fast samplers, prediction targets, classes and guidance (issue 3) ----------------------------------------
 for spec in "ddim 4 4" "dpm++2m 4 4" "dpm++3m 4 4" "euler 4 4" "heun 4 7" "ddpm 4 4" "edm-sde 4 7" "vp-sde 4 4" "pc 4 7"; do

@@ -66,9 +66,12 @@ void check_finite(const SafeTensors& st, const std::string& path) {
                                "' holds NaN or Inf values (the previous checkpoint is kept)");
 }
 
-Backbone load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision) {
+Backbone load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision, bool raw) {
+  if (raw && !ck.has("model."))
+    throw std::runtime_error(ck.path + ": no training weights (model.*) in this file, only EMA weights (a weights-only "
+                             "export?); --weights raw needs a run checkpoint");
   Backbone net = make_backbone(ck.config.model);
-  load_module_state(*net, ck.st, ck.has("ema.") ? "ema." : "model.", ck.path);
+  load_module_state(*net, ck.st, !raw && ck.has("ema.") ? "ema." : "model.", ck.path);
   net->to(device);
   net->set_compute(compute_mode_for(precision, device));
   net->eval();

@@ -36,8 +36,10 @@ void add_module_state(SafeTensors& st, torch::nn::Module& m, const std::string& 
 void load_module_state(torch::nn::Module& m, const SafeTensors& st, const std::string& prefix, const std::string& source);
 
 // The network `ddpm sample` uses (the config's model.arch): EMA weights if the file has them, else the training
-// weights; eval mode.
-Backbone load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision = Precision::fp32);
+// weights; with raw = true the training weights (model.*; throws naming the file if it has none, as a
+// weights-only export does); eval mode.
+Backbone load_sampling_model(const Checkpoint& ck, torch::Device device, Precision precision = Precision::fp32,
+                             bool raw = false);
 
 // Throws "refusing to write PATH: tensor 'NAME' holds NaN or Inf values" if any floating tensor is non-finite
 // (a checkpoint never stores a diverged state; the previous file stays).
