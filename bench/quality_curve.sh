@@ -24,6 +24,7 @@ DDIM=${DDIM-$FAST}                              # DDIM 50
 DDPM_ROWS=${DDPM_ROWS-"30000 5000 10000 2000 20000"}  # DDPM ancestral 250
 ENDS=${ENDS-30000}                              # the ends-of-the-schedule variants, at this step ("" = none)
 EXTRA=${EXTRA-"1000 3000 15000 25000"}          # more DPM++2M-20 rows, last
+RAW=${RAW-}                                     # DPM++2M-20 from the training weights instead of the EMA
 wait_for() {  # a checkpoint of a run still training: wait until it exists
   local ck=$R/checkpoint-$(printf %08d $1).safetensors
   while [ ! -s "$ck" ]; do sleep 20; done
@@ -40,4 +41,5 @@ if [ -n "$ENDS" ]; then
   row $ENDS edm-sde-49 --sampler edm-sde --steps 25
 fi
 for s in $EXTRA; do row $s dpm++2m-20 --sampler dpm++2m --steps 20; done
+for s in $RAW; do wait_for $s; row $s dpm++2m-20-raw --sampler dpm++2m --steps 20 --weights raw; done
 echo DONE >&2
