@@ -9,11 +9,6 @@ namespace {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
 
-DDPM_INLINE float load(const float* p, int64_t i) { return p[i]; }
-DDPM_INLINE float load(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
-DDPM_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
-DDPM_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = float_to_bf16_bits(v); }
-
 DDPM_INLINE float sigma_2u(float x) {  // σ(2u) = 1 / (1 + exp(−2u))
   const float u = kSqrt2OverPi * (x + kCubic * x * x * x);
   return 1.0f / (1.0f + exp_approx(-2.0f * u));

@@ -23,11 +23,6 @@
 namespace ddpm::kernels {
 namespace {
 
-DDPM_INLINE float load(const float* p, int64_t i) { return p[i]; }
-DDPM_INLINE float load(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
-DDPM_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
-DDPM_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = float_to_bf16_bits(v); }
-
 DDPM_INLINE float sigmoid(float u) { return 1.0f / (1.0f + exp_approx(-u)); }
 
 template <typename T>

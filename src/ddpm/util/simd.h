@@ -32,6 +32,12 @@ DDPM_INLINE uint16_t float_to_bf16_bits(float f) {
   return static_cast<uint16_t>((r & ~nan) | (0x7FC0u & nan));  // a select by mask: no branch, so loops vectorise
 }
 
+// Element i of an fp32 or bf16 (as bits) array, read or written as fp32: one kernel template serves both.
+DDPM_INLINE float load(const float* p, int64_t i) { return p[i]; }
+DDPM_INLINE float load(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
+DDPM_INLINE void store(float* p, int64_t i, float v) { p[i] = v; }
+DDPM_INLINE void store(uint16_t* p, int64_t i, float v) { p[i] = float_to_bf16_bits(v); }
+
 // exp(x): Cephes' expf (range reduction by ln 2, degree-6 polynomial), branch-free so that it
 // vectorises; relative error ≈ 1e-7 on [-87, 88] (inputs are clamped there). n = round(x/ln 2) by the 1.5·2²³
 // trick, whose low mantissa bits are then n itself: no float-to-int conversion, no rounding call.
