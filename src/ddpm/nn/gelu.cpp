@@ -14,31 +14,33 @@ bool ours(const torch::Tensor& x) {
   return x.device().is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16);
 }
 
+// The kernel over the elements of contiguous tensors, in chunks spread over the threads; the kernel takes fp32
+// pointers, or bf16 ones as their 16 bits.
+template <typename Kernel>
+void for_chunks(const torch::Tensor& like, Kernel&& k) {
+  const bool bf = like.scalar_type() == torch::kBFloat16;
+  at::parallel_for(0, like.numel(), kGrain, [&](int64_t i0, int64_t i1) {
+    if (bf) k(static_cast<uint16_t*>(nullptr), i0, i1 - i0);
+    else k(static_cast<float*>(nullptr), i0, i1 - i0);
+  });
+}
+template <typename T>
+T* ptr(const torch::Tensor& t, T* /*tag*/) {
+  return static_cast<T*>(t.data_ptr());
+}
+
 torch::Tensor forward_cpu(const torch::Tensor& x_in) {
   const auto x = x_in.contiguous();
   auto y = torch::empty_like(x, at::MemoryFormat::Contiguous);
-  const int64_t n = x.numel();
-  const bool bf = x.scalar_type() == torch::kBFloat16;
-  at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
-    if (bf)
-      kernels::gelu_tanh_forward(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) + i0,
-                                 reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>()) + i0, i1 - i0);
-    else kernels::gelu_tanh_forward(x.data_ptr<float>() + i0, y.data_ptr<float>() + i0, i1 - i0);
-  });
+  for_chunks(x, [&](auto tag, int64_t i0, int64_t n) { kernels::gelu_tanh_forward(ptr(x, tag) + i0, ptr(y, tag) + i0, n); });
   return y;
 }
 
 torch::Tensor backward_cpu(const torch::Tensor& x_in, const torch::Tensor& dy_in) {
   const auto x = x_in.contiguous(), dy = dy_in.to(x.scalar_type()).contiguous();
   auto dx = torch::empty_like(x, at::MemoryFormat::Contiguous);
-  const int64_t n = x.numel();
-  const bool bf = x.scalar_type() == torch::kBFloat16;
-  at::parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
-    if (bf)
-      kernels::gelu_tanh_backward(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) + i0,
-                                  reinterpret_cast<const uint16_t*>(dy.data_ptr<at::BFloat16>()) + i0,
-                                  reinterpret_cast<uint16_t*>(dx.data_ptr<at::BFloat16>()) + i0, i1 - i0);
-    else kernels::gelu_tanh_backward(x.data_ptr<float>() + i0, dy.data_ptr<float>() + i0, dx.data_ptr<float>() + i0, i1 - i0);
+  for_chunks(x, [&](auto tag, int64_t i0, int64_t n) {
+    kernels::gelu_tanh_backward(ptr(x, tag) + i0, ptr(dy, tag) + i0, ptr(dx, tag) + i0, n);
   });
   return dx;
 }
