@@ -6,6 +6,7 @@ PKGS=(build-essential cmake ninja-build pkg-config python3
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
       libgloo-dev                               # Gloo's headers: LibTorch's c10d Gloo backend (multi-process training)
       libcpp-httplib-dev                        # HTTP for ddpm serve
+      iproute2                                  # tests only: ss shows the server's listen backlog
       chromium                                  # tests only: the browser test of the ddpm serve page
       python3-torch                             # tests and bench only: PyTorch's torchrun, the PyTorch reference
       python3-protobuf python3-crcmod           # tests only: an independent TensorBoard event-file reader

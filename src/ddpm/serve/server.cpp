@@ -7,6 +7,7 @@
 #include "ddpm/serve/run_job.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -87,6 +88,14 @@ int Server::start() {
   http_->set_tcp_nodelay(true);  // headers and body go out as separate writes: no Nagle wait between them
   http_->set_payload_max_length(o_.max_body_mb * 1024 * 1024);
   routes();
+  // httplib 0.11 listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into Debian's library): a burst of
+  // connects while the accept thread waits for a core overflows it, and the kernel then drops or resets some of
+  // them (clients see "no response"). The socket-options hook sees the listening socket; listen() again on it after
+  // the bind raises the backlog (a listening socket takes a new backlog from a second listen()).
+  http_->set_socket_options([this](socket_t s) {
+    httplib::default_socket_options(s);
+    listen_fd_ = static_cast<int>(s);
+  });
   if (o_.port == 0) {
     port_ = http_->bind_to_any_port(o_.host);
     if (port_ <= 0) throw std::runtime_error("--host " + o_.host + ": cannot bind a port");
@@ -96,6 +105,8 @@ int Server::start() {
                                ": cannot bind (in use, or not an address of this machine)");
     port_ = o_.port;
   }
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, SOMAXCONN) != 0)
+    throw std::runtime_error("--host " + o_.host + ": cannot raise the listen backlog of the bound socket");
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
   return port_;
 }

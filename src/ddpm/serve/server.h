@@ -72,6 +72,7 @@ class Server {
   std::thread http_thread_, worker_;
   std::atomic<bool> ready_{false}, stopping_{false};
   int port_ = 0;
+  int listen_fd_ = -1;  // the listening socket, seen by the socket-options hook (start() raises its backlog)
 };
 
 // The web page (src/ddpm/serve/web/index.html, embedded at build time).
