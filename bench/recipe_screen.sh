@@ -9,9 +9,6 @@ set -u
 D=${1:?usage: bench/recipe_screen.sh OUT_DIR [NAME...]}; shift
 here=$(cd "$(dirname "$0")/.." && pwd)
 B=${DDPM:-$here/build/ddpm}; C=$here/configs/fmnist-small.toml
-mkdir -p "$D"
-sed -e 's/^ch = 32 .*/ch = 64/' "$C" > "$D/wide.toml"                   # width 64, 128, 128
-sed -e 's/^num_res_blocks = 1 .*/num_res_blocks = 2/' "$C" > "$D/deep.toml"  # two ResBlocks per level
 cd "$here"
 run() {  # name steps config flags...
   local n=$1 s=$2 c=$3; shift 3
@@ -39,6 +36,11 @@ ORDER=(base lrcos minsnr vcos v ema995 b128 deep wide minsnr_vcos)
 [ $# -gt 0 ] && ORDER=("$@")
 for n in "${ORDER[@]}"; do
   [ -n "${RUNS[$n]-}" ] || { echo "recipe_screen.sh: unknown run '$n' (known: ${!RUNS[*]})" >&2; exit 2; }
+done
+mkdir -p "$D"
+sed -e 's/^ch = 32 .*/ch = 64/' "$C" > "$D/wide.toml"                   # width 64, 128, 128
+sed -e 's/^num_res_blocks = 1 .*/num_res_blocks = 2/' "$C" > "$D/deep.toml"  # two ResBlocks per level
+for n in "${ORDER[@]}"; do
   # shellcheck disable=SC2086
   run "$n" ${RUNS[$n]}
 done
