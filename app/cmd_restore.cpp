@@ -161,9 +161,7 @@ Command add_inpaint(CLI::App& root) {
     if (s->forward_per_nfe() != 1) j["forward_images_per_image"] = nfe * s->forward_per_nfe();
     if (src.ground_truth) {
       j["data"] = src.description;
-      j["baseline"] = "known-pixel mean fill (per image and channel)";
-      baseline = to_uint8(known_mean_fill(y, keep));
-      put_psnr(j, results, K, src.images, baseline, 1.0 - keep);
+      baseline = score_inpaint(j, results, K, src.images, y, keep);
     }
     auto o = rows_of(degraded, results, K, src.ground_truth ? src.images : torch::Tensor());
     o.npz = {results, degraded};
@@ -248,9 +246,7 @@ Command add_upscale(CLI::App& root) {
     if (s->forward_per_nfe() != 1) j["forward_images_per_image"] = steps * s->forward_per_nfe();
     if (src.ground_truth) {
       j["data"] = src.description;
-      j["baseline"] = "bicubic upsampling (align_corners=false, clamped)";
-      baseline = to_uint8(bicubic_upscale(y, K));
-      put_psnr(j, results, R, src.images, baseline);
+      baseline = score_upscale(j, results, R, src.images, y, K);
     }
     auto o = rows_of(to_uint8(op.pinv(y)), results, R, src.ground_truth ? src.images : torch::Tensor());
     o.npz = {results, to_uint8(y)};
@@ -339,12 +335,7 @@ Command add_denoise(CLI::App& root) {
     if (s->forward_per_nfe() != 1) j["forward_images_per_image"] = nfe * s->forward_per_nfe();
     if (src.ground_truth) {
       j["data"] = src.description;
-      const auto blur = best_gaussian_blur(y, x);
-      j["baseline"] = "gaussian blur, std oracle-tuned on these images' ground truth (searched 0.3..3 px)";
-      j["baseline_blur_px"] = blur.sigma_px;
-      baseline = to_uint8(blur.images);
-      put_psnr(j, results, K, src.images, baseline);
-      put_mean_se(j, "psnr_input", psnr(unit_pixels_u8(degraded), unit_pixels_u8(src.images)));
+      baseline = score_denoise(j, results, K, src.images, y, x);
     }
     auto o = rows_of(degraded, results, K, src.ground_truth ? src.images : torch::Tensor());
     o.npz = {results, degraded};

@@ -2,6 +2,7 @@
 // server share it.
 #include "ddpm/restoration/verbs.h"
 
+#include "ddpm/data/data.h"
 #include "ddpm/restoration/baselines.h"
 #include "ddpm/restoration/ddnm.h"
 #include "ddpm/restoration/denoise.h"
@@ -237,6 +238,33 @@ void put_psnr(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, con
   };
   all("", {});
   if (missing.defined()) all("_missing", missing);
+}
+
+torch::Tensor score_inpaint(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
+                            const torch::Tensor& y, const torch::Tensor& keep) {
+  j["baseline"] = "known-pixel mean fill (per image and channel)";
+  auto baseline = to_uint8(known_mean_fill(y, keep));  // [N,C,S,S]
+  put_psnr(j, results_u8, K, truth_u8, baseline, 1.0 - keep);
+  return baseline;
+}
+
+torch::Tensor score_upscale(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
+                            const torch::Tensor& y, int64_t factor) {
+  j["baseline"] = "bicubic upsampling (align_corners=false, clamped)";
+  auto baseline = to_uint8(bicubic_upscale(y, factor));  // [N,C,S,S]
+  put_psnr(j, results_u8, K, truth_u8, baseline);
+  return baseline;
+}
+
+torch::Tensor score_denoise(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
+                            const torch::Tensor& y, const torch::Tensor& x) {
+  const auto blur = best_gaussian_blur(y, x);
+  j["baseline"] = "gaussian blur, std oracle-tuned on the inputs' own ground truth (searched 0.3..3 px)";
+  j["baseline_blur_px"] = blur.sigma_px;
+  auto baseline = to_uint8(blur.images);  // [N,C,S,S]
+  put_psnr(j, results_u8, K, truth_u8, baseline);
+  put_mean_se(j, "psnr_input", psnr(unit_pixels_u8(to_uint8(y)), unit_pixels_u8(truth_u8)));
+  return baseline;
 }
 
 }  // namespace ddpm

@@ -91,6 +91,19 @@ torch::Tensor interpolate_frames(const VerbRunner& r, const torch::Tensor& ends,
 // [1,1,S,S] also on that region alone (suffix _missing).
 void put_psnr(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
               const torch::Tensor& baseline_u8, const torch::Tensor& missing = {});
+// Each verb's classical baseline and PSNR fields against ground truth truth_u8 [N,C,S,S] (results_u8 [N·K,C,S,S]):
+// j["baseline"] names the baseline, put_psnr fills the fields; returns the baseline images uint8 [N,C,S,S].
+// The CLI and the server both call these, so a job and its command line report the same numbers.
+// inpaint: the known-pixel mean fill of y = x·keep [N,C,S,S] (model range), also scored on the missing region.
+torch::Tensor score_inpaint(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
+                            const torch::Tensor& y, const torch::Tensor& keep);
+// upscale: bicubic upsampling of the low-resolution y [N,C,S/f,S/f] (model range) by `factor`.
+torch::Tensor score_upscale(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
+                            const torch::Tensor& y, int64_t factor);
+// denoise: the Gaussian blur whose std (0.3..3 px) maximises the mean PSNR of noisy y against clean x (both
+// model range [N,C,S,S]) — an oracle-tuned baseline; also j["baseline_blur_px"] and psnr_input (the noisy y).
+torch::Tensor score_denoise(nlohmann::json& j, const torch::Tensor& results_u8, int64_t K, const torch::Tensor& truth_u8,
+                            const torch::Tensor& y, const torch::Tensor& x);
 // j[key] = mean, j[key + "_se"] = standard error of per-image values [N].
 void put_mean_se(nlohmann::json& j, const std::string& key, const torch::Tensor& per_image);
 // The first result of every input: rows 0, K, 2K, ... of [N·K, ...].

@@ -153,8 +153,7 @@ JobOutput run_job(const JobSpec& s, ServedModel& m, const DataSource* data, cons
       results = to_uint8(inpaint_results(vr, y, s.keep, Kr, s.seed, p));
       degraded = degraded_show = to_uint8(y);
       if (gt) {
-        metrics["baseline"] = "known-pixel mean fill (per image and channel)";
-        put_psnr(metrics, results, Kr, truth, to_uint8(known_mean_fill(y, s.keep)), 1.0 - s.keep);
+        score_inpaint(metrics, results, Kr, truth, y, s.keep);
       }
       r["missing_fraction"] = missing_fraction(s.keep);
     } else if (s.task == "upscale") {
@@ -173,8 +172,7 @@ JobOutput run_job(const JobSpec& s, ServedModel& m, const DataSource* data, cons
       degraded = to_uint8(y);
       degraded_show = to_uint8(op.pinv(y));
       if (gt) {
-        metrics["baseline"] = "bicubic upsampling (align_corners=false, clamped)";
-        put_psnr(metrics, results, Kr, truth, to_uint8(bicubic_upscale(y, s.factor)));
+        score_upscale(metrics, results, Kr, truth, y, s.factor);
       }
     } else if (s.task == "denoise") {
       const double sm = 2.0 * s.sigma;
@@ -187,11 +185,7 @@ JobOutput run_job(const JobSpec& s, ServedModel& m, const DataSource* data, cons
       degraded = degraded_show = to_uint8(y);
       r["t_start"] = denoise_start(*m.schedule, sm);
       if (gt) {
-        const auto blur = best_gaussian_blur(y, x);
-        metrics["baseline"] = "gaussian blur, std oracle-tuned on this image's ground truth (searched 0.3..3 px)";
-        metrics["baseline_blur_px"] = blur.sigma_px;
-        put_psnr(metrics, results, Kr, truth, to_uint8(blur.images));
-        put_mean_se(metrics, "psnr_input", psnr(unit_pixels_u8(degraded), unit_pixels_u8(truth)));
+        score_denoise(metrics, results, Kr, truth, y, x);
       }
     } else if (s.task == "edit") {
       const int64_t t_start = sdedit_start(s.strength, T);
