@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""quality_plot.py — FID along training for the two fmnist-small recipes of docs/quality.md, as an SVG.
+
+What it is: a plot of rows other scripts measured (500 samples, seed 1, in-tree classifier FID, floor 25.0):
+the old recipe's diagnosis run (docs/quality-curve.jsonl), the chosen recipe's 2,000-step screen row
+(docs/recipe-screen.jsonl, run minsnr_vcos) and the shipped run's checkpoints (docs/quality-10k-steps.jsonl,
+docs/quality-shipped.jsonl, rows with num 500). Also prints, per recipe and step, the ratio of DPM++2M-20 and
+DDIM-50 to DDPM-250 (the issue's "within 15% / 25% of the best" at 500 samples) as JSON lines.
+What it is not: a measurement — it runs no sampler; 10k-sample rows are left to the tables.
+Usage: bench/quality_plot.py [--svg docs/quality-curve.svg]
+"""
+import argparse
+import json
+import math
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--svg", default="docs/quality-curve.svg")
+a = ap.parse_args()
+
+ROWS = ["dpm++2m-20", "ddim-50", "ddpm-250"]
+OLD, NEW = "old recipe (L_simple, ε, linear)", "chosen recipe (min-SNR-5, v, cosine)"
+
+
+def rows(path, keep=lambda r: True):
+    for line in open(path):
+        r = json.loads(line)
+        if r.get("row") in ROWS and r.get("num") == 500 and "step" in r and keep(r):
+            yield r
+
+
+series = {}
+for r in rows("docs/quality-curve.jsonl"):
+    series.setdefault((OLD, r["row"]), {})[r["step"]] = r["fid"]
+for r in rows("docs/recipe-screen.jsonl", lambda r: r.get("run") == "minsnr_vcos"):
+    series.setdefault((NEW, r["row"]), {})[r["step"]] = r["fid"]
+for path in ("docs/quality-10k-steps.jsonl", "docs/quality-shipped.jsonl"):
+    for r in rows(path):
+        series.setdefault((NEW, r["row"]), {})[r["step"]] = r["fid"]
+
+for recipe in (OLD, NEW):
+    best = series.get((recipe, "ddpm-250"), {})
+    for step in sorted(best):
+        out = {"recipe": recipe, "step": step, "ddpm-250": best[step]}
+        for row in ("dpm++2m-20", "ddim-50"):
+            f = series.get((recipe, row), {}).get(step)
+            if f is not None:
+                out[row] = f
+                out[row + "/ddpm-250"] = round(f / best[step], 3)
+        print(json.dumps(out))
+
+W, H, L, R, T, B = 720, 400, 64, 250, 20, 44
+xs = [s for pts in series.values() for s in pts]
+ys = [f for pts in series.values() for f in pts.values()] + [25.0]
+x1 = max(xs) * 1.05
+y0, y1 = math.log10(min(ys) * 0.9), math.log10(max(ys) * 1.1)
+X = lambda s: L + (W - L - R) * s / x1
+Y = lambda f: T + (H - T - B) * (y1 - math.log10(f)) / (y1 - y0)
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       f'<line x1="{L}" y1="{H-B}" x2="{W-R}" y2="{H-B}" stroke="black"/>',
+       f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H-B}" stroke="black"/>']
+for f in (30, 40, 50, 70, 100, 150, 200, 300):
+    if y0 <= math.log10(f) <= y1:
+        svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f}</text>')
+        svg.append(f'<line x1="{L}" y1="{Y(f):.1f}" x2="{W-R}" y2="{Y(f):.1f}" stroke="#ddd"/>')
+svg.append(f'<line x1="{L}" y1="{Y(25.0):.1f}" x2="{W-R}" y2="{Y(25.0):.1f}" stroke="#2ca02c" stroke-dasharray="4,3"/>')
+svg.append(f'<text x="{L+4}" y="{Y(25.0)-4:.1f}" fill="#2ca02c">real-data floor 25.0</text>')
+for s in range(0, int(x1) + 1, 5000):
+    svg.append(f'<text x="{X(s):.1f}" y="{H-B+16}" text-anchor="middle">{s // 1000}k</text>')
+colour = {OLD: "#7f7f7f", NEW: "#1f77b4"}
+dash = {"dpm++2m-20": "", "ddim-50": ' stroke-dasharray="2,3"', "ddpm-250": ' stroke-dasharray="7,4"'}
+ly = T + 10
+for (recipe, row), pts in sorted(series.items(), key=lambda kv: (kv[0][0] != NEW, kv[0][1])):
+    p = sorted(pts.items())
+    d = " ".join(f'{"M" if i == 0 else "L"}{X(s):.1f},{Y(f):.1f}' for i, (s, f) in enumerate(p))
+    svg.append(f'<path d="{d}" fill="none" stroke="{colour[recipe]}" stroke-width="1.6"{dash[row]}/>')
+    svg += [f'<circle cx="{X(s):.1f}" cy="{Y(f):.1f}" r="2.5" fill="{colour[recipe]}"/>' for s, f in p]
+    svg.append(f'<line x1="{W-R+10}" y1="{ly-4}" x2="{W-R+36}" y2="{ly-4}" stroke="{colour[recipe]}" '
+               f'stroke-width="1.6"{dash[row]}/>')
+    svg.append(f'<text x="{W-R+40}" y="{ly}" fill="{colour[recipe]}">{row}, {recipe.split(" (")[0]}</text>')
+    ly += 16
+svg += [f'<text x="{(L+W-R)/2}" y="{H-8}" text-anchor="middle">training step (batch 64)</text>',
+        f'<text x="16" y="{(T+H-B)/2}" transform="rotate(-90 16 {(T+H-B)/2})" text-anchor="middle">'
+        'FID, 500 samples (log scale)</text>',
+        '</svg>']
+open(a.svg, "w").write("\n".join(svg) + "\n")
