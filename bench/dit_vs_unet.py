@@ -9,6 +9,8 @@ import argparse
 import json
 import math
 
+from svg_plot import add_series, log_frame
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--unet", default="docs/quality-curve.jsonl")
 ap.add_argument("--dit", default="docs/dit-curve.jsonl")
@@ -35,11 +37,7 @@ xs = [m for s in series.values() for m, _, _ in s]
 ys = [f for s in series.values() for _, f, _ in s]
 x1 = max(xs) * 1.05
 y0, y1 = math.log10(min(ys) * 0.9), math.log10(max(ys) * 1.1)
-X = lambda m: L + (W - L - R) * m / x1
-Y = lambda f: T + (H - T - B) * (y1 - math.log10(f)) / (y1 - y0)
-svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-       f'<rect width="{W}" height="{H}" fill="white"/>',
-       f'<line x1="{L}" y1="{H-B}" x2="{W-R}" y2="{H-B}" stroke="black"/><line x1="{L}" y1="{T}" x2="{L}" y2="{H-B}" stroke="black"/>']
+X, Y, svg = log_frame(W, H, L, R, T, B, x1, min(ys) * 0.9, max(ys) * 1.1)
 for f in (20, 30, 50, 100, 200, 300, 500):
     if y0 <= math.log10(f) <= y1:
         svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f}</text>')
@@ -52,11 +50,7 @@ dash = {"dpm++2m-20": "", "ddim-50": ' stroke-dasharray="2,3"', "ddpm-250": ' st
 ly = T + 10
 for (name, row), pts in sorted(series.items()):
     pts.sort()
-    d = " ".join(f'{"M" if i == 0 else "L"}{X(m):.1f},{Y(f):.1f}' for i, (m, f, _) in enumerate(pts))
-    svg.append(f'<path d="{d}" fill="none" stroke="{colour[name]}" stroke-width="1.6"{dash[row]}/>')
-    svg += [f'<circle cx="{X(m):.1f}" cy="{Y(f):.1f}" r="2.5" fill="{colour[name]}"/>' for m, f, _ in pts]
-    svg.append(f'<line x1="{W-R+10}" y1="{ly-4}" x2="{W-R+36}" y2="{ly-4}" stroke="{colour[name]}" stroke-width="1.6"{dash[row]}/>')
-    svg.append(f'<text x="{W-R+40}" y="{ly}" fill="{colour[name]}">{name.split()[0]} {row}</text>')
+    add_series(svg, [(m, f) for m, f, _ in pts], X, Y, colour[name], dash[row], f"{name.split()[0]} {row}", W - R + 10, ly)
     ly += 16
 svg += [f'<text x="{(L+W-R)/2}" y="{H-8}" text-anchor="middle">CPU-minutes of training (2-core Zen 5, batch 64, bf16)</text>',
         f'<text x="16" y="{(T+H-B)/2}" transform="rotate(-90 16 {(T+H-B)/2})" text-anchor="middle">FID, 500 samples (log scale; floor 25.0)</text>',

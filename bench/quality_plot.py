@@ -13,6 +13,8 @@ import argparse
 import json
 import math
 
+from svg_plot import add_series, log_frame
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--svg", default="docs/quality-curve.svg")
 a = ap.parse_args()
@@ -53,12 +55,7 @@ xs = [s for pts in series.values() for s in pts]
 ys = [f for pts in series.values() for f in pts.values()] + [25.0]
 x1 = max(xs) * 1.05
 y0, y1 = math.log10(min(ys) * 0.9), math.log10(max(ys) * 1.1)
-X = lambda s: L + (W - L - R) * s / x1
-Y = lambda f: T + (H - T - B) * (y1 - math.log10(f)) / (y1 - y0)
-svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
-       f'<rect width="{W}" height="{H}" fill="white"/>',
-       f'<line x1="{L}" y1="{H-B}" x2="{W-R}" y2="{H-B}" stroke="black"/>',
-       f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H-B}" stroke="black"/>']
+X, Y, svg = log_frame(W, H, L, R, T, B, x1, min(ys) * 0.9, max(ys) * 1.1)
 for f in (30, 40, 50, 70, 100, 150, 200, 300):
     if y0 <= math.log10(f) <= y1:
         svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f}</text>')
@@ -71,13 +68,7 @@ colour = {OLD: "#7f7f7f", NEW: "#1f77b4"}
 dash = {"dpm++2m-20": "", "ddim-50": ' stroke-dasharray="2,3"', "ddpm-250": ' stroke-dasharray="7,4"'}
 ly = T + 10
 for (recipe, row), pts in sorted(series.items(), key=lambda kv: (kv[0][0] != NEW, kv[0][1])):
-    p = sorted(pts.items())
-    d = " ".join(f'{"M" if i == 0 else "L"}{X(s):.1f},{Y(f):.1f}' for i, (s, f) in enumerate(p))
-    svg.append(f'<path d="{d}" fill="none" stroke="{colour[recipe]}" stroke-width="1.6"{dash[row]}/>')
-    svg += [f'<circle cx="{X(s):.1f}" cy="{Y(f):.1f}" r="2.5" fill="{colour[recipe]}"/>' for s, f in p]
-    svg.append(f'<line x1="{W-R+10}" y1="{ly-4}" x2="{W-R+36}" y2="{ly-4}" stroke="{colour[recipe]}" '
-               f'stroke-width="1.6"{dash[row]}/>')
-    svg.append(f'<text x="{W-R+40}" y="{ly}" fill="{colour[recipe]}">{row}, {recipe.split(" (")[0]}</text>')
+    add_series(svg, sorted(pts.items()), X, Y, colour[recipe], dash[row], f'{row}, {recipe.split(" (")[0]}', W - R + 10, ly)
     ly += 16
 svg += [f'<text x="{(L+W-R)/2}" y="{H-8}" text-anchor="middle">training step (batch 64)</text>',
         f'<text x="16" y="{(T+H-B)/2}" transform="rotate(-90 16 {(T+H-B)/2})" text-anchor="middle">'
