@@ -7,7 +7,6 @@ Usage: bench/dit_vs_unet.py --unet-ips 255.4 --dit-ips 106.05 [--unet FILE] [--d
 """
 import argparse
 import json
-import math
 
 from svg_plot import add_series, log_frame
 
@@ -36,10 +35,10 @@ W, H, L, R, T, B = 680, 400, 64, 180, 20, 44
 xs = [m for s in series.values() for m, _, _ in s]
 ys = [f for s in series.values() for _, f, _ in s]
 x1 = max(xs) * 1.05
-y0, y1 = math.log10(min(ys) * 0.9), math.log10(max(ys) * 1.1)
-X, Y, svg = log_frame(W, H, L, R, T, B, x1, min(ys) * 0.9, max(ys) * 1.1)
+y_lo, y_hi = min(ys) * 0.9, max(ys) * 1.1
+X, Y, svg = log_frame(W, H, L, R, T, B, x1, y_lo, y_hi)
 for f in (20, 30, 50, 100, 200, 300, 500):
-    if y0 <= math.log10(f) <= y1:
+    if y_lo <= f <= y_hi:
         svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f}</text>')
         svg.append(f'<line x1="{L}" y1="{Y(f):.1f}" x2="{W-R}" y2="{Y(f):.1f}" stroke="#ddd"/>')
 step = 10 if x1 < 120 else 20

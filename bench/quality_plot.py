@@ -11,7 +11,6 @@ Usage: bench/quality_plot.py [--svg docs/quality-curve.svg]
 """
 import argparse
 import json
-import math
 
 from svg_plot import add_series, log_frame
 
@@ -23,21 +22,21 @@ ROWS = ["dpm++2m-20", "ddim-50", "ddpm-250"]
 OLD, NEW = "old recipe (L_simple, ε, linear)", "chosen recipe (min-SNR-5, v, cosine)"
 
 
-def rows(path, keep=lambda r: True):
+def rows(path, keep):
     for line in open(path):
         r = json.loads(line)
         if r.get("row") in ROWS and r.get("num") == 500 and "step" in r and keep(r):
             yield r
 
 
+SOURCES = [(OLD, "docs/quality-curve.jsonl", lambda r: True),
+           (NEW, "docs/recipe-screen.jsonl", lambda r: r.get("run") == "minsnr_vcos"),
+           (NEW, "docs/quality-10k-steps.jsonl", lambda r: True),
+           (NEW, "docs/quality-shipped.jsonl", lambda r: True)]
 series = {}
-for r in rows("docs/quality-curve.jsonl"):
-    series.setdefault((OLD, r["row"]), {})[r["step"]] = r["fid"]
-for r in rows("docs/recipe-screen.jsonl", lambda r: r.get("run") == "minsnr_vcos"):
-    series.setdefault((NEW, r["row"]), {})[r["step"]] = r["fid"]
-for path in ("docs/quality-10k-steps.jsonl", "docs/quality-shipped.jsonl"):
-    for r in rows(path):
-        series.setdefault((NEW, r["row"]), {})[r["step"]] = r["fid"]
+for recipe, path, keep in SOURCES:
+    for r in rows(path, keep):
+        series.setdefault((recipe, r["row"]), {})[r["step"]] = r["fid"]
 
 for recipe in (OLD, NEW):
     best = series.get((recipe, "ddpm-250"), {})
@@ -54,10 +53,10 @@ W, H, L, R, T, B = 720, 400, 64, 250, 20, 44
 xs = [s for pts in series.values() for s in pts]
 ys = [f for pts in series.values() for f in pts.values()] + [25.0]
 x1 = max(xs) * 1.05
-y0, y1 = math.log10(min(ys) * 0.9), math.log10(max(ys) * 1.1)
-X, Y, svg = log_frame(W, H, L, R, T, B, x1, min(ys) * 0.9, max(ys) * 1.1)
+y_lo, y_hi = min(ys) * 0.9, max(ys) * 1.1
+X, Y, svg = log_frame(W, H, L, R, T, B, x1, y_lo, y_hi)
 for f in (30, 40, 50, 70, 100, 150, 200, 300):
-    if y0 <= math.log10(f) <= y1:
+    if y_lo <= f <= y_hi:
         svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f}</text>')
         svg.append(f'<line x1="{L}" y1="{Y(f):.1f}" x2="{W-R}" y2="{Y(f):.1f}" stroke="#ddd"/>')
 svg.append(f'<line x1="{L}" y1="{Y(25.0):.1f}" x2="{W-R}" y2="{Y(25.0):.1f}" stroke="#2ca02c" stroke-dasharray="4,3"/>')
