@@ -15,6 +15,10 @@ PY=/usr/bin/python3
 out=$(mktemp)
 ours=(fp32)
 $DDPM --version | grep -q "bf16 native" && ours+=(bf16)
+# Where fp32 training uses oneDNN's Winograd convolutions, also ours with the direct ones (DDPM_WINOGRAD=0), to
+# show what Winograd adds on this CPU.
+wino=0
+$DDPM --version | grep -q "oneDNN Winograd" && wino=1
 for r in $(seq "$ROUNDS"); do
   for mode in train sample; do
     iters=$([ $mode = train ] && echo 4 || echo 8)
@@ -26,6 +30,10 @@ for r in $(seq "$ROUNDS"); do
       $DDPM bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 --precision "$p" |
         sed 's/^{/{"impl":"ddpm.cpp",/' | tee -a "$out"
     done
+    if [ $wino = 1 ] && [ $mode = train ]; then
+      DDPM_WINOGRAD=0 $DDPM bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 \
+        --precision fp32 | sed 's/^{/{"impl":"ddpm.cpp",/' | tee -a "$out"
+    fi
     for p in fp32 bf16; do
       for cl in "" --channels-last; do
         $PY bench/torch_reference.py --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 \
@@ -46,6 +54,8 @@ for mode in ("train", "sample"):
         if r["mode"] == mode:
             impl = r["impl"] if r["impl"] in ("ddpm.cpp", "base") else "pytorch"
             name = f"{impl} {r['precision']} {r['layout']}"
+            if impl == "ddpm.cpp" and mode == "train" and r["precision"] == "fp32" and "fp32_train_conv3x3" in r:
+                name += " " + r["fp32_train_conv3x3"]
             groups.setdefault(name, []).append(r)
     med = {n: statistics.median(r[key[mode]] for r in g) for n, g in groups.items()}
     # GFLOP/s of every configuration from ddpm's analytic FLOP count of the same network.

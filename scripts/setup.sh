@@ -4,6 +4,7 @@ set -euo pipefail
 PKGS=(build-essential cmake ninja-build pkg-config python3
       libtorch-dev libopenblas0-pthread        # LibTorch 1.13 (CPU); OpenBLAS instead of the reference BLAS (~35x)
       libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libstb-dev zlib1g-dev libgtest-dev
+      libdnnl-dev                               # oneDNN 2.6 headers: the Winograd convolutions of fp32 training
       libgloo-dev                               # Gloo's headers: LibTorch's c10d Gloo backend (multi-process training)
       libcpp-httplib-dev                        # HTTP for ddpm serve
       iproute2                                  # tests only: ss shows the server's listen backlog

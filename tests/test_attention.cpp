@@ -4,15 +4,14 @@
 // in bf16 near the fp32 answer; large logits do not overflow; no-grad calls give the same numbers. CPU only.
 #include "ddpm/nn/attention.h"
 
+#include "tensor_compare.h"
+
 #include <gtest/gtest.h>
 
 using namespace ddpm;
+using ddpm::test::max_rel;
 
 namespace {
-
-double max_rel(const torch::Tensor& a, const torch::Tensor& ref) {
-  return ((a.to(torch::kFloat64) - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item<double>();
-}
 
 struct Case {
   int64_t S, N, M, d, e;

@@ -13,21 +13,19 @@
 #include "ddpm/train/trainer.h"
 #include "ddpm/util/cpu_features.h"
 
+#include "tensor_compare.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 
 using namespace ddpm;
+using ddpm::test::max_rel;
 
 namespace {
 
 constexpr auto kCL = at::MemoryFormat::ChannelsLast;
-
-double max_rel(const torch::Tensor& a, const torch::Tensor& b) {
-  auto A = a.to(torch::kFloat64), B = b.to(torch::kFloat64);
-  return ((A - B).abs().max() / B.abs().max().clamp_min(1e-12)).item<double>();
-}
 
 struct GnCase {
   torch::Tensor x, add, gamma, beta;

@@ -1,6 +1,7 @@
 // weight_cast.cpp — see weight_cast.h.
 #include "ddpm/nn/weight_cast.h"
 
+#include "ddpm/nn/winograd_conv.h"
 #include "ddpm/util/cpu_features.h"
 
 namespace ddpm {
@@ -23,11 +24,16 @@ torch::Tensor WeightCast::cast(const torch::Tensor& w, torch::ScalarType dt, boo
 }
 
 torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
-  const bool cl = x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
-  if (x.scalar_type() == c->weight.scalar_type() && (!cl || torch::GradMode::is_enabled())) return c(x);
   // Every conv this serves (UNet, classifier) pads k/2, so the padding follows from the kernel size.
   const auto& o = c->options;
   const std::vector<int64_t> pad{(*o.kernel_size())[0] / 2, (*o.kernel_size())[1] / 2};
+  // fp32 training on AVX-512: oneDNN's Winograd 3×3 (winograd_conv.h); inference keeps the direct convolution.
+  if (torch::GradMode::is_enabled() && (*o.stride())[0] == (*o.stride())[1] && pad[0] == pad[1] &&
+      (*o.dilation())[0] == (*o.dilation())[1] &&
+      winograd_applies(x, c->weight, c->bias, (*o.stride())[0], pad[0], (*o.dilation())[0], o.groups()))
+    return winograd_conv3x3(x, c->weight, c->bias);
+  const bool cl = x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
+  if (x.scalar_type() == c->weight.scalar_type() && (!cl || torch::GradMode::is_enabled())) return c(x);
   if (x.scalar_type() == torch::kBFloat16 && x.device().is_cpu() && !cpu_features().native_bf16()) {
     // Forced bf16 on a CPU without it (tests, --force-precision): LibTorch's bf16 convolutions need AVX-512 or
     // fall back to slow paths, so convolve in fp32 and round the result to bf16, as a bf16 conv rounds its output.

@@ -1,6 +1,7 @@
 // runtime.cpp — see runtime.h.
 #include "ddpm/util/runtime.h"
 
+#include "ddpm/nn/winograd_conv.h"
 #include "ddpm/train/distributed.h"
 #include "ddpm/util/cpu_features.h"
 #include "ddpm/util/version.h"
@@ -97,6 +98,8 @@ std::string build_description() {
   const auto& cpu = cpu_features();
   os << "CPU: " << (cpu.model.empty() ? "unknown model" : cpu.model) << "; ISA " << cpu.list() << "; bf16 "
      << (cpu.native_bf16() ? "native (--precision bf16 pays)" : "emulated (--precision bf16 is refused)") << "\n";
+  os << "fp32 training 3x3 convolutions: "
+     << (winograd_available() ? "oneDNN Winograd (AVX-512; DDPM_WINOGRAD=0: direct)" : "direct (LibTorch/oneDNN)") << "\n";
   os << "c10d backends:" << (have_gloo() ? " gloo" : "") << (have_nccl() ? " nccl" : "")
      << (!have_gloo() && !have_nccl() ? " none (single process only)" : "");
   return os.str();
