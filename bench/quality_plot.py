@@ -65,7 +65,7 @@ for f in (10, 15, 20, 30, 40, 50, 70, 100, 150, 200, 300):
         svg.append(f'<text x="{L-6}" y="{Y(f)+4:.1f}" text-anchor="end">{f}</text>')
         svg.append(f'<line x1="{L}" y1="{Y(f):.1f}" x2="{W-R}" y2="{Y(f):.1f}" stroke="#ddd"/>')
 svg.append(f'<line x1="{L}" y1="{Y(25.0):.1f}" x2="{W-R}" y2="{Y(25.0):.1f}" stroke="#2ca02c" stroke-dasharray="4,3"/>')
-svg.append(f'<text x="{L+4}" y="{Y(25.0)-4:.1f}" fill="#2ca02c">real-data floor 25.0</text>')
+svg.append(f'<text x="{L+4}" y="{Y(25.0)-4:.1f}" fill="#2ca02c">real-data floor 25.0 at 500 samples (2.0 at 10k)</text>')
 for s in range(0, int(x1) + 1, 5000):
     svg.append(f'<text x="{X(s):.1f}" y="{H-B+16}" text-anchor="middle">{s // 1000}k</text>')
 colour = {OLD: "#7f7f7f", NEW: "#1f77b4", NEW10K: "#ff7f0e"}
