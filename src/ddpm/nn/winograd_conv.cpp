@@ -169,8 +169,13 @@ struct WinogradConvFn : torch::autograd::Function<WinogradConvFn> {
     TORCH_CHECK(p, "winograd_conv3x3: the plan of a shape seen in forward is missing");
     auto go = wrap(grads[0]);  // [N,O,H,W]
     torch::Tensor gx, gw, gb;
+    memory diff_dst_blocked;  // the gradient reordered once when both passes want it in the same layout
+    auto diff_dst_as = [&](const memory::desc& want) {
+      if (!diff_dst_blocked || diff_dst_blocked.get_desc() != want) diff_dst_blocked = to_desc(go.m, want);
+      return diff_dst_blocked;
+    };
     if (ctx->needs_input_grad(0)) {
-      auto diff_dst = to_desc(go.m, p->bdpd.diff_dst_desc());
+      auto diff_dst = diff_dst_as(p->bdpd.diff_dst_desc());
       auto wei = to_desc(weights_oihw(w), p->bdpd.weights_desc());
       gx = empty_like_layout(x, x.size(1));  // [N,C,H,W]
       auto gxm = wrap(gx);
@@ -181,7 +186,7 @@ struct WinogradConvFn : torch::autograd::Function<WinogradConvFn> {
     if (ctx->needs_input_grad(1) || ctx->needs_input_grad(2)) {
       auto in = wrap(x);
       auto src = to_desc(in.m, p->bwpd.src_desc());
-      auto diff_dst = to_desc(go.m, p->bwpd.diff_dst_desc());
+      auto diff_dst = diff_dst_as(p->bwpd.diff_dst_desc());
       gw = torch::empty(w.sizes(), w.options());  // [O,C,3,3]
       gb = torch::empty({w.size(0)}, w.options());  // [O]
       auto gwm = weights_oihw(gw);
