@@ -4,6 +4,7 @@
 // GFLOP/s counts the network's analytic forward FLOPs (×3 for a training step: forward + backward).
 #include "commands.h"
 
+#include "ddpm/nn/winograd_bf16.h"
 #include "ddpm/nn/winograd_conv.h"
 #include "ddpm/train/trainer.h"
 #include "ddpm/util/cpu_features.h"
@@ -120,6 +121,7 @@ Command add_bench(CLI::App& root) {
                         {"cpu", cpu_features().model},
                         {"isa", cpu_features().list()},
                         {"fp32_train_conv3x3", winograd_available() ? "winograd" : "direct"},
+                        {"bf16_infer_conv3x3", winograd_bf16_available() ? "winograd_f2" : "direct"},
                         {"torch_version", TORCH_VERSION}};
     j[a->mode == "train" ? "images_per_sec" : "image_nfe_per_sec"] = images / secs;
     std::cout << j.dump() << std::endl;

@@ -2,8 +2,11 @@
 // three gradients against an fp64 reference (NCHW and NHWC, square and not), the output layout, which convolutions
 // it serves and which it leaves to LibTorch, the switch, and a UNet training step through it against LibTorch's
 // direct convolution. On a CPU without AVX-512 (or a build without oneDNN) it checks that nothing takes the path.
+// Also our bf16 Winograd F(2×2,3×3) of inference (nn/winograd_bf16.h): against an fp64 reference next to the direct
+// bf16 convolution, batch independence, which convolutions it serves, and WeightCast's cache of its weights.
 #include "ddpm/nn/unet.h"
 #include "ddpm/nn/weight_cast.h"
+#include "ddpm/nn/winograd_bf16.h"
 #include "ddpm/nn/winograd_conv.h"
 #include "ddpm/util/config.h"
 #include "ddpm/util/cpu_features.h"
@@ -147,4 +150,126 @@ TEST(Winograd, UNetTrainingStepMatchesDirectConvolution) {
   auto d = net->forward(x, t);
   set_winograd_enabled(true);
   EXPECT_TRUE(torch::equal(a, d)) << "inference must keep the direct convolution";
+}
+
+// ---- bf16 inference: our Winograd F(2×2,3×3) (nn/winograd_bf16.h) ----
+
+namespace {
+// fp64 convolution of the bf16 input with the fp32 weights: what both bf16 paths approximate.
+torch::Tensor conv_ref(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return torch::conv2d(x.to(torch::kFloat64), w.to(torch::kFloat64), b.defined() ? b.to(torch::kFloat64) : b, 1, 1);
+}
+double rel_l2(const torch::Tensor& a, const torch::Tensor& ref) {
+  return ((a.to(torch::kFloat64) - ref).norm() / ref.norm()).item<double>();
+}
+}  // namespace
+
+TEST(WinogradBf16, AvailableExactlyWithAvx512Bf16WithoutAmx) {
+  const auto& f = cpu_features();
+#if defined(__x86_64__)
+  EXPECT_EQ(winograd_bf16_available(), f.avx512_bf16 && !f.amx_bf16);
+#else
+  EXPECT_FALSE(winograd_bf16_available());
+#endif
+  set_winograd_enabled(false);
+  EXPECT_FALSE(winograd_bf16_available());
+  set_winograd_enabled(true);
+}
+
+TEST(WinogradBf16, MatchesFp64ReferenceNearTheDirectBf16Error) {
+  if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
+  torch::NoGradGuard ng;
+  torch::manual_seed(3);
+  struct Case {
+    int64_t n, c, o, h, w;
+  };
+  // Odd and even sizes (the last tile row/column cropped), one pixel, channel counts that leave 1–4 column
+  // blocks of 16 in the last group of 64, more than one tile block (60 tiles) per image, no bias.
+  for (const Case k : {Case{2, 16, 16, 8, 8}, Case{3, 32, 48, 7, 9}, Case{1, 16, 80, 1, 1}, Case{2, 64, 64, 28, 28},
+                       Case{1, 48, 112, 5, 6}, Case{4, 128, 128, 14, 14}}) {
+    auto x = torch::randn({k.n, k.c, k.h, k.w}).to(torch::kBFloat16).contiguous(kCL);
+    auto w = torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c), b = torch::randn({k.o}) * 0.1;
+    ASSERT_TRUE(winograd_bf16_applies(x, w, b, 1, 1, 1, 1));
+    const auto y = winograd_bf16_conv3x3(x, winograd_bf16_weights(w), b);
+    ASSERT_EQ(y.scalar_type(), torch::kBFloat16);
+    ASSERT_EQ(y.sizes(), (std::vector<int64_t>{k.n, k.o, k.h, k.w}));
+    EXPECT_TRUE(y.is_contiguous(kCL));
+    const auto ref = conv_ref(x, w, b);
+    const auto direct = torch::conv2d(x, w.to(torch::kBFloat16).contiguous(kCL), b.to(torch::kBFloat16), 1, 1);
+    const double e = rel_l2(y, ref), e_direct = rel_l2(direct, ref), m = max_rel(y, ref);
+    std::printf("[winograd bf16] %ldx%ld->%ld %ldx%ld: rel L2 err %.2e (direct bf16 %.2e), max %.2e\n", k.n, k.c, k.o,
+                k.h, k.w, e, e_direct, m);
+    // bf16 keeps 8 significant bits: the direct convolution's error is ≈2e-3, two more roundings (U and V) make
+    // ≈4.5e-3; a wrong transform or tile index gives O(1).
+    EXPECT_LT(e, 8e-3);
+    EXPECT_LT(e, 4 * e_direct + 1e-3);
+    EXPECT_LT(m, 3e-2);
+  }
+  // No bias.
+  auto x = torch::randn({2, 32, 6, 6}).to(torch::kBFloat16).contiguous(kCL);
+  auto w = torch::randn({32, 32, 3, 3}) / std::sqrt(9.0 * 32);
+  const auto y = winograd_bf16_conv3x3(x, winograd_bf16_weights(w), torch::Tensor());
+  EXPECT_LT(rel_l2(y, conv_ref(x, w, torch::Tensor())), 8e-3);
+}
+
+TEST(WinogradBf16, EachImageIndependentOfTheBatch) {
+  // A tile is one GEMM row: an image's output is bit-identical alone and in any batch (sampling's promise).
+  if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
+  torch::NoGradGuard ng;
+  torch::manual_seed(4);
+  auto x = torch::randn({5, 32, 11, 11}).to(torch::kBFloat16).contiguous(kCL);
+  auto w = torch::randn({64, 32, 3, 3}) * 0.1, b = torch::randn({64});
+  const auto u = winograd_bf16_weights(w);
+  const auto all = winograd_bf16_conv3x3(x, u, b);
+  for (int64_t i = 0; i < 5; i++) {
+    const auto one = winograd_bf16_conv3x3(x.slice(0, i, i + 1).contiguous(kCL), u, b);
+    EXPECT_TRUE(torch::equal(one, all.slice(0, i, i + 1))) << "image " << i;
+  }
+}
+
+TEST(WinogradBf16, ServesOnlyBf16ChannelsLast3x3Stride1) {
+  const auto x = torch::randn({1, 16, 8, 8}).to(torch::kBFloat16).contiguous(kCL);
+  const auto w = torch::randn({16, 16, 3, 3}), b = torch::randn({16});
+  if (!winograd_bf16_available()) {
+    EXPECT_FALSE(winograd_bf16_applies(x, w, b, 1, 1, 1, 1));
+    return;
+  }
+  EXPECT_TRUE(winograd_bf16_applies(x, w, b, 1, 1, 1, 1));
+  EXPECT_TRUE(winograd_bf16_applies(x, w, torch::Tensor(), 1, 1, 1, 1));                          // no bias
+  EXPECT_FALSE(winograd_bf16_applies(x, w, b, 2, 1, 1, 1));                                       // strided
+  EXPECT_FALSE(winograd_bf16_applies(x, w, b, 1, 1, 2, 1));                                       // dilated
+  EXPECT_FALSE(winograd_bf16_applies(x, w, b, 1, 1, 1, 2));                                       // grouped
+  EXPECT_FALSE(winograd_bf16_applies(x, torch::randn({16, 16, 1, 1}), b, 1, 0, 1, 1));            // 1×1
+  EXPECT_FALSE(winograd_bf16_applies(x.to(torch::kFloat32), w, b, 1, 1, 1, 1));                   // fp32
+  EXPECT_FALSE(winograd_bf16_applies(x.contiguous(), w, b, 1, 1, 1, 1));                          // NCHW
+  EXPECT_FALSE(winograd_bf16_applies(torch::randn({1, 8, 8, 8}).to(torch::kBFloat16).contiguous(kCL),
+                                     torch::randn({16, 8, 3, 3}), b, 1, 1, 1, 1));               // C = 8
+  EXPECT_FALSE(winograd_bf16_applies(x, torch::randn({8, 16, 3, 3}), torch::randn({8}), 1, 1, 1, 1));  // O = 8
+  set_winograd_enabled(false);
+  EXPECT_FALSE(winograd_bf16_applies(x, w, b, 1, 1, 1, 1));
+  set_winograd_enabled(true);
+}
+
+TEST(WinogradBf16, WeightCastUsesItForInferenceAndFollowsWeightUpdates) {
+  // WeightCast::conv (the UNet's and the classifier's convolutions): bf16 inference goes through the Winograd
+  // path with cached transformed weights; an in-place weight update (an optimizer step, EMA swap) refreshes them;
+  // with gradients recorded it keeps LibTorch's convolution.
+  if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
+  torch::manual_seed(5);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(32, 48, 3).padding(1));
+  WeightCast wc;
+  const auto x = torch::randn({2, 32, 9, 9}).to(torch::kBFloat16).contiguous(kCL);
+  torch::Tensor y0, y1;
+  {
+    torch::NoGradGuard ng;
+    y0 = wc.conv(conv, x);
+    EXPECT_TRUE(torch::equal(y0, winograd_bf16_conv3x3(x, winograd_bf16_weights(conv->weight), conv->bias)));
+    conv->weight.mul_(0.5);
+    y1 = wc.conv(conv, x);
+    EXPECT_TRUE(torch::equal(y1, winograd_bf16_conv3x3(x, winograd_bf16_weights(conv->weight), conv->bias)));
+    EXPECT_FALSE(torch::equal(y0, y1));
+  }
+  const auto yg = wc.conv(conv, x);  // gradients recorded: LibTorch's direct bf16 convolution
+  EXPECT_TRUE(yg.requires_grad());
+  EXPECT_LT(max_rel(yg, conv_ref(x, conv->weight, conv->bias)), 3e-2);
 }

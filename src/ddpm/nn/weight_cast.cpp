@@ -1,10 +1,22 @@
 // weight_cast.cpp — see weight_cast.h.
 #include "ddpm/nn/weight_cast.h"
 
+#include "ddpm/nn/winograd_bf16.h"
 #include "ddpm/nn/winograd_conv.h"
 #include "ddpm/util/cpu_features.h"
 
 namespace ddpm {
+
+template <class Make>
+const torch::Tensor& WeightCast::cached(std::unordered_map<const void*, Entry>& cache, const torch::Tensor& w, Make make) {
+  auto& e = cache[w.unsafeGetTensorImpl()];
+  if (e.version != static_cast<int64_t>(w._version()) || e.data != w.data_ptr() || !e.value.defined() || !make.fits(e.value)) {
+    e.value = make(w);
+    e.version = static_cast<int64_t>(w._version());
+    e.data = w.data_ptr();
+  }
+  return e.value;
+}
 
 torch::Tensor WeightCast::cast(const torch::Tensor& w, torch::ScalarType dt, bool channels_last) {
   if (!w.defined()) return w;
@@ -13,14 +25,13 @@ torch::Tensor WeightCast::cast(const torch::Tensor& w, torch::ScalarType dt, boo
   if (w.scalar_type() == dt && w.is_contiguous(fmt)) return w;
   // Inference: cast (and reorder) once per weight version instead of in every forward pass (oneDNN reorders an
   // NCHW weight to NHWC on every call otherwise).
-  auto& e = cache_[w.unsafeGetTensorImpl()];
-  if (e.version != static_cast<int64_t>(w._version()) || e.data != w.data_ptr() || !e.value.defined() ||
-      e.value.scalar_type() != dt || !e.value.is_contiguous(fmt)) {
-    e.value = w.to(dt).contiguous(fmt);
-    e.version = static_cast<int64_t>(w._version());
-    e.data = w.data_ptr();
-  }
-  return e.value;
+  struct Make {
+    torch::ScalarType dt;
+    at::MemoryFormat fmt;
+    bool fits(const torch::Tensor& v) const { return v.scalar_type() == dt && v.is_contiguous(fmt); }
+    torch::Tensor operator()(const torch::Tensor& w) const { return w.to(dt).contiguous(fmt); }
+  };
+  return cached(cache_, w, Make{dt, fmt});
 }
 
 torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
@@ -32,6 +43,16 @@ torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
       (*o.dilation())[0] == (*o.dilation())[1] &&
       winograd_applies(x, c->weight, c->bias, (*o.stride())[0], pad[0], (*o.dilation())[0], o.groups()))
     return winograd_conv3x3(x, c->weight, c->bias);
+  // bf16 inference on AVX-512 BF16 without AMX: our Winograd F(2×2,3×3) (winograd_bf16.h).
+  if (!torch::GradMode::is_enabled() && x.scalar_type() == torch::kBFloat16 && (*o.stride())[0] == (*o.stride())[1] &&
+      pad[0] == pad[1] && (*o.dilation())[0] == (*o.dilation())[1] &&
+      winograd_bf16_applies(x, c->weight, c->bias, (*o.stride())[0], pad[0], (*o.dilation())[0], o.groups())) {
+    struct Make {
+      bool fits(const torch::Tensor&) const { return true; }
+      torch::Tensor operator()(const torch::Tensor& w) const { return winograd_bf16_weights(w); }
+    };
+    return winograd_bf16_conv3x3(x, cached(winograd_, c->weight, Make{}), c->bias);
+  }
   const bool cl = x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous();
   if (x.scalar_type() == c->weight.scalar_type() && (!cl || torch::GradMode::is_enabled())) return c(x);
   if (x.scalar_type() == torch::kBFloat16 && x.device().is_cpu() && !cpu_features().native_bf16()) {

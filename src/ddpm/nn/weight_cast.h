@@ -11,7 +11,9 @@
 namespace ddpm {
 
 // The convolution of `c` on x, in x's dtype: fp32 calls the module; bf16 casts the fp32 weights (differentiable
-// while gradients are recorded; cached per weight version otherwise).
+// while gradients are recorded; cached per weight version otherwise). 3×3 convolutions go through Winograd where
+// it pays: fp32 training on AVX-512 (winograd_conv.h), bf16 inference on AVX-512 BF16 without AMX
+// (winograd_bf16.h, its transformed weights cached per weight version like the casts).
 class WeightCast {
  public:
   torch::Tensor conv(torch::nn::Conv2d c, const torch::Tensor& x);
@@ -28,7 +30,11 @@ class WeightCast {
     const void* data = nullptr;  // with the version: a weight replaced in place or re-allocated is re-cast
     torch::Tensor value;
   };
-  std::unordered_map<const void*, Entry> cache_;
+  // Entry::value up to date for w (same version and storage), else recomputed by make(w).
+  template <class Make>
+  const torch::Tensor& cached(std::unordered_map<const void*, Entry>& cache, const torch::Tensor& w, Make make);
+  std::unordered_map<const void*, Entry> cache_;       // casts (and reorders)
+  std::unordered_map<const void*, Entry> winograd_;    // winograd_bf16_weights
 };
 
 }  // namespace ddpm

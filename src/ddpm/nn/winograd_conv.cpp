@@ -27,13 +27,17 @@ std::atomic<int> g_enabled{-1};  // -1: not yet read from the environment
 
 void set_winograd_enabled(bool on) { g_enabled = on ? 1 : 0; }
 
-bool winograd_available() {
-#if defined(DDPM_HAVE_ONEDNN)
+bool winograd_enabled() {
   if (g_enabled < 0) {
     const char* e = std::getenv("DDPM_WINOGRAD");
     g_enabled = (e && std::strcmp(e, "0") == 0) ? 0 : 1;
   }
-  return g_enabled == 1 && cpu_features().avx512;
+  return g_enabled == 1;
+}
+
+bool winograd_available() {
+#if defined(DDPM_HAVE_ONEDNN)
+  return winograd_enabled() && cpu_features().avx512;
 #else
   return false;
 #endif

@@ -4,7 +4,7 @@
 // direct NHWC kernels LibTorch calls (docs/precision.md), and convolutions are most of fp32 training.
 // Used only while gradients are recorded: inference (sampling, restoration, eval) keeps LibTorch's direct
 // convolution, so its images do not change and stay independent of the batch size.
-// Not here: bf16 (oneDNN has no bf16 Winograd; weight_cast.h), strided or 1×1 convolutions, GPUs.
+// Not here: bf16 (oneDNN has no bf16 Winograd: winograd_bf16.h is ours, for inference), strided or 1×1 convolutions, GPUs.
 // Built where CMake finds oneDNN 2.x headers (Debian: libdnnl-dev, the library LibTorch 1.13 itself links);
 // elsewhere available() is false and callers use torch::conv2d.
 #pragma once
@@ -16,6 +16,8 @@ namespace ddpm {
 // Compiled in (oneDNN 2.x found at build time), the CPU has AVX-512 (cpu_features(), so DDPM_CPU_ISA_MAX masks it)
 // and not switched off (set_winograd_enabled(false) or DDPM_WINOGRAD=0 in the environment).
 bool winograd_available();
+// The switch alone (DDPM_WINOGRAD=0 or set_winograd_enabled(false) turn it off); it also governs winograd_bf16.h.
+bool winograd_enabled();
 void set_winograd_enabled(bool on);
 
 // True when winograd_conv3x3 serves this convolution: available, CPU fp32 input [N,C,H,W] and weight [O,C,3,3]
