@@ -253,7 +253,7 @@ TEST(WinogradBf16, ServesOnlyBf16ChannelsLast3x3Stride1) {
 TEST(WinogradBf16, WeightCastUsesItForInferenceAndFollowsWeightUpdates) {
   // WeightCast::conv (the UNet's and the classifier's convolutions): bf16 inference goes through the Winograd
   // path with cached transformed weights; an in-place weight update (an optimizer step, EMA swap) refreshes them;
-  // with gradients recorded it keeps LibTorch's convolution.
+  // with gradients recorded it takes the differentiable version.
   if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
   torch::manual_seed(5);
   torch::nn::Conv2d conv(torch::nn::Conv2dOptions(32, 48, 3).padding(1));
@@ -269,7 +269,40 @@ TEST(WinogradBf16, WeightCastUsesItForInferenceAndFollowsWeightUpdates) {
     EXPECT_TRUE(torch::equal(y1, winograd_bf16_conv3x3(x, winograd_bf16_weights(conv->weight), conv->bias)));
     EXPECT_FALSE(torch::equal(y0, y1));
   }
-  const auto yg = wc.conv(conv, x);  // gradients recorded: LibTorch's direct bf16 convolution
+  const auto yg = wc.conv(conv, x);  // gradients recorded: the differentiable version, same forward values
   EXPECT_TRUE(yg.requires_grad());
-  EXPECT_LT(max_rel(yg, conv_ref(x, conv->weight, conv->bias)), 3e-2);
+  EXPECT_TRUE(torch::equal(yg.detach(), y1));
+}
+
+TEST(WinogradBf16, TrainingGradientsMatchFp64ReferenceNearTheDirectBf16Error) {
+  // bf16 training: y and dL/dx through Winograd, dL/dw through LibTorch's bf16 backward, dL/db in fp32; every
+  // one against fp64 and next to LibTorch's direct bf16 convolution with the same bf16 input.
+  if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
+  torch::manual_seed(6);
+  struct Case {
+    int64_t n, c, o, h, w;
+  };
+  for (const Case k : {Case{2, 32, 48, 7, 9}, Case{2, 64, 64, 28, 28}, Case{3, 128, 64, 14, 14}}) {
+    auto x = torch::randn({k.n, k.c, k.h, k.w}).to(torch::kBFloat16).contiguous(kCL);
+    auto w = torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c), b = torch::randn({k.o}) * 0.1;
+    auto r = torch::randn({k.n, k.o, k.h, k.w}).to(torch::kBFloat16).to(torch::kFloat32);
+    const auto ref = run([](auto x, auto w, auto b) { return torch::conv2d(x, w, b, 1, 1); }, x.to(torch::kFloat64),
+                         w.to(torch::kFloat64), b.to(torch::kFloat64), r.to(torch::kFloat64));
+    const auto win = run([](auto x, auto w, auto b) { return winograd_bf16_conv3x3_train(x, w, b); }, x, w, b, r);
+    const auto dir = run([](auto x, auto w, auto b) {
+      return torch::conv2d(x, w.to(torch::kBFloat16).contiguous(kCL), b.to(torch::kBFloat16), 1, 1);
+    }, x, w, b, r);
+    ASSERT_EQ(win.gx.scalar_type(), torch::kBFloat16);
+    ASSERT_EQ(win.gw.scalar_type(), torch::kFloat32);  // fp32 master weights get fp32 gradients
+    ASSERT_EQ(win.gb.scalar_type(), torch::kFloat32);
+    const double ey = rel_l2(win.y, ref.y), ex = rel_l2(win.gx, ref.gx), ew = rel_l2(win.gw, ref.gw), eb = rel_l2(win.gb, ref.gb);
+    std::printf("[winograd bf16 train] %ldx%ld->%ld %ldx%ld: rel L2 err y %.1e gx %.1e gw %.1e gb %.1e "
+                "(direct bf16: %.1e %.1e %.1e %.1e)\n", k.n, k.c, k.o, k.h, k.w, ey, ex, ew, eb, rel_l2(dir.y, ref.y),
+                rel_l2(dir.gx, ref.gx), rel_l2(dir.gw, ref.gw), rel_l2(dir.gb, ref.gb));
+    EXPECT_LT(ey, 8e-3);
+    EXPECT_LT(ex, 8e-3);
+    EXPECT_LT(ex, 4 * rel_l2(dir.gx, ref.gx) + 1e-3);
+    EXPECT_LT(ew, 8e-3);
+    EXPECT_LT(eb, 8e-3);
+  }
 }

@@ -43,10 +43,13 @@ torch::Tensor WeightCast::conv(torch::nn::Conv2d c, const torch::Tensor& x) {
       (*o.dilation())[0] == (*o.dilation())[1] &&
       winograd_applies(x, c->weight, c->bias, (*o.stride())[0], pad[0], (*o.dilation())[0], o.groups()))
     return winograd_conv3x3(x, c->weight, c->bias);
-  // bf16 inference on AVX-512 BF16 without AMX: our Winograd F(2×2,3×3) (winograd_bf16.h).
-  if (!torch::GradMode::is_enabled() && x.scalar_type() == torch::kBFloat16 && (*o.stride())[0] == (*o.stride())[1] &&
-      pad[0] == pad[1] && (*o.dilation())[0] == (*o.dilation())[1] &&
-      winograd_bf16_applies(x, c->weight, c->bias, (*o.stride())[0], pad[0], (*o.dilation())[0], o.groups())) {
+  // bf16 on AVX-512 BF16 without AMX: our Winograd F(2×2,3×3) (winograd_bf16.h), in training with a bias (every
+  // 3×3 convolution of the UNet has one).
+  if (x.scalar_type() == torch::kBFloat16 && (*o.stride())[0] == (*o.stride())[1] && pad[0] == pad[1] &&
+      (*o.dilation())[0] == (*o.dilation())[1] &&
+      winograd_bf16_applies(x, c->weight, c->bias, (*o.stride())[0], pad[0], (*o.dilation())[0], o.groups()) &&
+      (!torch::GradMode::is_enabled() || c->bias.defined())) {
+    if (torch::GradMode::is_enabled()) return winograd_bf16_conv3x3_train(x, c->weight, c->bias);
     struct Make {
       bool fits(const torch::Tensor&) const { return true; }
       torch::Tensor operator()(const torch::Tensor& w) const { return winograd_bf16_weights(w); }

@@ -12,6 +12,7 @@
 #include "ddpm/util/cpu_features.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -238,6 +239,37 @@ torch::Tensor winograd_bf16_conv3x3(const torch::Tensor& x, const torch::Tensor&
   (void)x, (void)u, (void)b;
   TORCH_CHECK(false, "winograd_bf16_conv3x3: not built for this CPU architecture");
 #endif
+}
+
+namespace {
+
+constexpr auto kCL = at::MemoryFormat::ChannelsLast;
+
+struct WinogradBf16Fn : public torch::autograd::Function<WinogradBf16Fn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& b) {
+    ctx->save_for_backward({x, w});
+    return winograd_bf16_conv3x3(x, winograd_bf16_weights(w), b);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list g) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1];
+    const auto dy = g[0].to(torch::kBFloat16).contiguous(kCL);  // [N,O,H,W]
+    // dL/dx = conv(dy, w flipped in space, in and out channels swapped), stride 1, padding 1.
+    const auto dx = winograd_bf16_conv3x3(dy, winograd_bf16_weights(w.flip({2, 3}).transpose(0, 1)), torch::Tensor());
+    const auto wb = w.to(torch::kBFloat16).contiguous(kCL);
+    const auto dw = std::get<1>(at::convolution_backward(dy, x, wb, c10::nullopt, {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1,
+                                                         {false, true, false}));
+    const auto db = dy.sum({0, 2, 3}, false, torch::kFloat32);
+    return {dx, dw.to(torch::kFloat32).contiguous(), db};
+  }
+};
+
+}  // namespace
+
+torch::Tensor winograd_bf16_conv3x3_train(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  TORCH_CHECK(b.defined(), "winograd_bf16_conv3x3_train: needs a bias");
+  return WinogradBf16Fn::apply(x, w, b);
 }
 
 }  // namespace ddpm

@@ -7,7 +7,9 @@
 // Numerics: the input and weight transforms are exact in fp32 and rounded once to bf16, so the relative error is
 // ≈2× the direct bf16 convolution's (≈0.45% vs 0.2% of the output's norm; test_winograd_bf16). Each image's output
 // is computed independently of the others (a tile is one GEMM row), so results do not depend on the batch.
-// Not here: training (gradients; bf16 training keeps LibTorch's convolution), F(4×4, 3×3) (its transforms
+// Training: forward and backward-data (the same convolution of the output gradient with the flipped, transposed
+// weights) go through it; backward-weights stays with LibTorch's (oneDNN's) direct kernel.
+// Not here: F(4×4, 3×3) (its transforms
 // amplify bf16 rounding to ≈2.5% error), AMX CPUs (oneDNN's AMX kernels are faster), fp32 (winograd_conv.h).
 #pragma once
 
@@ -31,5 +33,10 @@ torch::Tensor winograd_bf16_weights(const torch::Tensor& w);  // [16, C/2, O, 2]
 // y = conv2d(x, w, b, stride 1, padding 1) in bf16, channels-last, from winograd_bf16_weights(w) and the fp32
 // bias b (undefined: none). Not differentiable. Requires winograd_bf16_applies(x, w, b, 1, 1, 1, 1).
 torch::Tensor winograd_bf16_conv3x3(const torch::Tensor& x, const torch::Tensor& u, const torch::Tensor& b);  // [N,O,H,W]
+
+// The same convolution, differentiable in x, w and b (bf16 training with fp32 master weights): y and dL/dx by
+// Winograd, dL/dw by LibTorch's bf16 convolution backward (then fp32, as the cast of the weight does), dL/db in
+// fp32. Requires winograd_bf16_applies(x, w, b, 1, 1, 1, 1) and a defined b.
+torch::Tensor winograd_bf16_conv3x3_train(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);  // [N,O,H,W]
 
 }  // namespace ddpm
