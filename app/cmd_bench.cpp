@@ -121,7 +121,7 @@ Command add_bench(CLI::App& root) {
                         {"cpu", cpu_features().model},
                         {"isa", cpu_features().list()},
                         {"fp32_train_conv3x3", winograd_available() ? "winograd" : "direct"},
-                        {"bf16_infer_conv3x3", winograd_bf16_available() ? "winograd_f2" : "direct"},
+                        {"bf16_conv3x3", winograd_bf16_available() ? "winograd_f2" : "direct"},
                         {"torch_version", TORCH_VERSION}};
     j[a->mode == "train" ? "images_per_sec" : "image_nfe_per_sec"] = images / secs;
     std::cout << j.dump() << std::endl;

@@ -15,10 +15,11 @@ PY=/usr/bin/python3
 out=$(mktemp)
 ours=(fp32)
 $DDPM --version | grep -q "bf16 native" && ours+=(bf16)
-# Where fp32 training uses oneDNN's Winograd convolutions, also ours with the direct ones (DDPM_WINOGRAD=0), to
-# show what Winograd adds on this CPU.
-wino=0
+# Where ours uses Winograd convolutions (fp32 training: oneDNN's; bf16 training and sampling: ours, on AVX-512
+# BF16 without AMX), also ours with the direct ones (DDPM_WINOGRAD=0), to show what Winograd adds on this CPU.
+wino=0 wino_bf16=0
 $DDPM --version | grep -q "oneDNN Winograd" && wino=1
+$DDPM --version | grep -q "bf16 3x3 convolutions: Winograd" && wino_bf16=1
 for r in $(seq "$ROUNDS"); do
   for mode in train sample; do
     iters=$([ $mode = train ] && echo 4 || echo 8)
@@ -30,10 +31,12 @@ for r in $(seq "$ROUNDS"); do
       $DDPM bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 --precision "$p" |
         sed 's/^{/{"impl":"ddpm.cpp",/' | tee -a "$out"
     done
-    if [ $wino = 1 ] && [ $mode = train ]; then
-      DDPM_WINOGRAD=0 $DDPM bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 \
-        --precision fp32 | sed 's/^{/{"impl":"ddpm.cpp",/' | tee -a "$out"
-    fi
+    for p in "${ours[@]}"; do
+      if { [ $p = fp32 ] && [ $wino = 1 ] && [ $mode = train ]; } || { [ $p = bf16 ] && [ $wino_bf16 = 1 ]; }; then
+        DDPM_WINOGRAD=0 $DDPM bench --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 \
+          --precision $p | sed 's/^{/{"impl":"ddpm.cpp",/' | tee -a "$out"
+      fi
+    done
     for p in fp32 bf16; do
       for cl in "" --channels-last; do
         $PY bench/torch_reference.py --preset "$PRESET" --mode $mode --batch-size "$BATCH" --iters $iters --warmup 2 \
@@ -56,6 +59,8 @@ for mode in ("train", "sample"):
             name = f"{impl} {r['precision']} {r['layout']}"
             if impl == "ddpm.cpp" and mode == "train" and r["precision"] == "fp32" and "fp32_train_conv3x3" in r:
                 name += " " + r["fp32_train_conv3x3"]
+            if impl == "ddpm.cpp" and r["precision"] == "bf16" and "bf16_conv3x3" in r:
+                name += " " + r["bf16_conv3x3"]
             groups.setdefault(name, []).append(r)
     med = {n: statistics.median(r[key[mode]] for r in g) for n, g in groups.items()}
     # GFLOP/s of every configuration from ddpm's analytic FLOP count of the same network.

@@ -3,6 +3,7 @@
 
 #include "ddpm/io/safetensors.h"
 #include "ddpm/nn/classifier.h"
+#include "ddpm/nn/winograd_bf16.h"
 #include "ddpm/util/hash.h"
 
 #include <torch/script.h>
@@ -130,7 +131,10 @@ FeatureNetwork load_feature_network(const std::string& path, torch::Device devic
       return classifier_probs(loaded->net, u8, device, what, batch);
     };
   }
-  f.id = f.kind + ":" + file_hash_hex(path) + (precision == Precision::fp32 ? "" : std::string(":") + precision_name(precision));
+  // bf16 features through the Winograd convolutions (nn/winograd_bf16.h) differ from the direct kernels' at the
+  // bf16 rounding level too: their own id, so a cache never mixes the two.
+  f.id = f.kind + ":" + file_hash_hex(path) + (precision == Precision::fp32 ? "" : std::string(":") + precision_name(precision)) +
+         (precision == Precision::bf16 && device.is_cpu() && winograd_bf16_available() ? "-winograd" : "");
   return f;
 }
 

@@ -45,7 +45,8 @@ struct FeatureNetwork {
 // Opens a classifier .safetensors or a TorchScript file (told apart by their first bytes). Throws naming the
 // file when it is neither, or cannot be loaded.
 // precision bf16: the classifier's feature pass in bf16 (classifier.h; features differ from fp32 ones at the
-// bf16 rounding level, so the id — and every cache keyed by it — says ":bf16"); TorchScript files refuse it.
+// bf16 rounding level, so the id — and every cache keyed by it — says ":bf16", or ":bf16-winograd" where the
+// convolutions go through winograd_bf16.h); TorchScript files refuse it.
 FeatureNetwork load_feature_network(const std::string& path, torch::Device device, int64_t batch = 200,
                                     Precision precision = Precision::fp32);
 

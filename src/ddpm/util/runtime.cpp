@@ -101,9 +101,10 @@ std::string build_description() {
      << (cpu.native_bf16() ? "native (--precision bf16 pays)" : "emulated (--precision bf16 is refused)") << "\n";
   os << "fp32 training 3x3 convolutions: "
      << (winograd_available() ? "oneDNN Winograd (AVX-512; DDPM_WINOGRAD=0: direct)" : "direct (LibTorch/oneDNN)") << "\n";
-  os << "bf16 inference 3x3 convolutions: "
-     << (winograd_bf16_available() ? "Winograd F(2x2,3x3) (AVX-512 BF16 without AMX; DDPM_WINOGRAD=0: direct)"
-                                   : "direct (LibTorch/oneDNN)")
+  os << "bf16 3x3 convolutions: "
+     << (winograd_bf16_available()
+             ? "Winograd F(2x2,3x3) (forward, backward-data; AVX-512 BF16 without AMX; DDPM_WINOGRAD=0: direct)"
+             : "direct (LibTorch/oneDNN)")
      << "\n";
   os << "c10d backends:" << (have_gloo() ? " gloo" : "") << (have_nccl() ? " nccl" : "")
      << (!have_gloo() && !have_nccl() ? " none (single process only)" : "");
