@@ -1,7 +1,7 @@
 // winograd_bf16_layers.cpp — our bf16 Winograd F(2×2,3×3) (nn/winograd_bf16.h) against LibTorch's bf16 direct
 // convolution (oneDNN, channels-last: what --precision bf16 calls otherwise), one layer at a time on the shapes of
-// the `fmnist` UNet: forward and backward-data milliseconds, effective GFLOP/s (direct-convolution FLOPs), the
-// weight transform's cost, and each path's relative error against fp64. The two paths alternate, REPS times each.
+// the `fmnist` UNet: forward, backward-data and backward-weights milliseconds, effective GFLOP/s
+// (direct-convolution FLOPs), the weight transform's cost, and each path's relative error against fp64. The two paths alternate, REPS times each.
 // Prints one JSON line per shape. Not a test. Usage: bench_winograd_bf16 [REPS] [BATCH] (threads: OMP_NUM_THREADS).
 #include "ddpm/nn/winograd_bf16.h"
 
@@ -42,10 +42,15 @@ int main(int argc, char** argv) {
       return std::get<0>(at::convolution_backward(dy, x, wb, c10::nullopt, {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1,
                                                   {true, false, false}));
     };
+    auto direct_bww = [&] {
+      return std::get<1>(at::convolution_backward(dy, x, wb, c10::nullopt, {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1,
+                                                  {false, true, false}));
+    };
+    auto wino_bww = [&] { return ddpm::winograd_bf16_weight_grad(x, dy); };
     auto wino_fwd = [&] { return ddpm::winograd_bf16_conv3x3(x, u, b); };
     auto wino_bwd = [&] { return ddpm::winograd_bf16_conv3x3(dy, ut, torch::Tensor()); };
-    double t[5] = {0, 0, 0, 0, 0};
-    for (int i = 0; i < 2; i++) direct_fwd(), direct_bwd(), wino_fwd(), wino_bwd();  // warm-up
+    double t[7] = {0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 2; i++) direct_fwd(), direct_bwd(), wino_fwd(), wino_bwd(), direct_bww(), wino_bww();  // warm-up
     for (int r = 0; r < reps; r++) {
       double t0 = now();
       direct_fwd();
@@ -58,17 +63,26 @@ int main(int argc, char** argv) {
       double t4 = now();
       ddpm::winograd_bf16_weights(w);
       double t5 = now();
-      t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t4 - t3, t[4] += t5 - t4;
+      direct_bww();
+      double t6 = now();
+      wino_bww();
+      double t7 = now();
+      t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t4 - t3, t[4] += t5 - t4, t[5] += t6 - t5, t[6] += t7 - t6;
     }
     for (auto& v : t) v = v / reps * 1e3;
     const double gflop = 2.0 * n * s.oc * s.ic * 9 * s.h * s.h / 1e9;
     const auto ref = torch::conv2d(x.to(torch::kFloat64), w.to(torch::kFloat64), b.to(torch::kFloat64), 1, 1);
+    const auto ref_dw = std::get<1>(at::convolution_backward(dy.to(torch::kFloat64), x.to(torch::kFloat64),
+                                                             w.to(torch::kFloat64), c10::nullopt, {1, 1}, {1, 1}, {1, 1},
+                                                             false, {0, 0}, 1, {false, true, false}));
     std::printf("{\"batch\":%ld,\"in\":%ld,\"out\":%ld,\"hw\":%ld,\"direct_fwd_ms\":%.3f,\"winograd_fwd_ms\":%.3f,"
                 "\"fwd_speedup\":%.2f,\"direct_bwd_data_ms\":%.3f,\"winograd_bwd_data_ms\":%.3f,\"bwd_data_speedup\":%.2f,"
+                "\"direct_bwd_weights_ms\":%.3f,\"winograd_bwd_weights_ms\":%.3f,\"bwd_weights_speedup\":%.2f,"
                 "\"direct_fwd_gflops\":%.0f,\"winograd_fwd_gflops\":%.0f,\"weight_transform_ms\":%.3f,"
-                "\"direct_rel_err\":%.2e,\"winograd_rel_err\":%.2e}\n",
-                n, s.ic, s.oc, s.h, t[0], t[1], t[0] / t[1], t[2], t[3], t[2] / t[3], gflop / t[0] * 1e3,
-                gflop / t[1] * 1e3, t[4], rel_l2(direct_fwd(), ref), rel_l2(wino_fwd(), ref));
+                "\"direct_rel_err\":%.2e,\"winograd_rel_err\":%.2e,\"direct_dw_rel_err\":%.2e,\"winograd_dw_rel_err\":%.2e}\n",
+                n, s.ic, s.oc, s.h, t[0], t[1], t[0] / t[1], t[2], t[3], t[2] / t[3], t[5], t[6], t[5] / t[6],
+                gflop / t[0] * 1e3, gflop / t[1] * 1e3, t[4], rel_l2(direct_fwd(), ref), rel_l2(wino_fwd(), ref),
+                rel_l2(direct_bww(), ref_dw), rel_l2(wino_bww(), ref_dw));
     std::fflush(stdout);
   }
 }

@@ -212,6 +212,30 @@ TEST(WinogradBf16, MatchesFp64ReferenceNearTheDirectBf16Error) {
   EXPECT_LT(rel_l2(y, conv_ref(x, w, torch::Tensor())), 8e-3);
 }
 
+TEST(WinogradBf16, WeightGradientMatchesFp64OnOddSizes) {
+  // winograd_bf16_weight_grad alone, also where the training path does not call it: odd sizes (cropped tiles, an
+  // odd number of tiles: the last pair half empty), one image of 1×1, 7×7, more than one block of tiles.
+  if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
+  torch::NoGradGuard ng;
+  torch::manual_seed(7);
+  struct Case {
+    int64_t n, c, o, h, w;
+  };
+  for (const Case k : {Case{1, 16, 16, 1, 1}, Case{2, 32, 48, 7, 7}, Case{3, 16, 32, 9, 5}, Case{2, 48, 80, 28, 28}}) {
+    auto x = torch::randn({k.n, k.c, k.h, k.w}).to(torch::kBFloat16).contiguous(kCL);
+    auto dy = torch::randn({k.n, k.o, k.h, k.w}).to(torch::kBFloat16).contiguous(kCL);
+    auto w = torch::zeros({k.o, k.c, 3, 3}, torch::kFloat64);
+    const auto ref = std::get<1>(at::convolution_backward(dy.to(torch::kFloat64), x.to(torch::kFloat64), w, c10::nullopt,
+                                                          {1, 1}, {1, 1}, {1, 1}, false, {0, 0}, 1, {false, true, false}));
+    const auto dw = winograd_bf16_weight_grad(x, dy);
+    ASSERT_EQ(dw.scalar_type(), torch::kFloat32);
+    ASSERT_EQ(dw.sizes(), ref.sizes());
+    const double e = rel_l2(dw, ref);
+    std::printf("[winograd bf16 dw] %ldx%ld->%ld %ldx%ld: rel L2 err %.2e\n", k.n, k.c, k.o, k.h, k.w, e);
+    EXPECT_LT(e, 8e-3);
+  }
+}
+
 TEST(WinogradBf16, EachImageIndependentOfTheBatch) {
   // A tile is one GEMM row: an image's output is bit-identical alone and in any batch (sampling's promise).
   if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
@@ -275,14 +299,16 @@ TEST(WinogradBf16, WeightCastUsesItForInferenceAndFollowsWeightUpdates) {
 }
 
 TEST(WinogradBf16, TrainingGradientsMatchFp64ReferenceNearTheDirectBf16Error) {
-  // bf16 training: y and dL/dx through Winograd, dL/dw through LibTorch's bf16 backward, dL/db in fp32; every
-  // one against fp64 and next to LibTorch's direct bf16 convolution with the same bf16 input.
+  // bf16 training: y, dL/dx and dL/dw through Winograd, dL/db in fp32; every one against fp64 and next to
+  // LibTorch's direct bf16 convolution with the same bf16 input. Odd sizes (cropped tiles, an odd tile count).
   if (!winograd_bf16_available()) GTEST_SKIP() << "needs AVX-512 BF16 without AMX";
   torch::manual_seed(6);
   struct Case {
     int64_t n, c, o, h, w;
   };
-  for (const Case k : {Case{2, 32, 48, 7, 9}, Case{2, 64, 64, 28, 28}, Case{3, 128, 64, 14, 14}}) {
+  // 7×9 and 256→128 take LibTorch's backward-weights, the others ours (winograd_bf16_weight_grad).
+  for (const Case k : {Case{2, 32, 48, 7, 9}, Case{2, 64, 64, 28, 28}, Case{3, 128, 64, 14, 14}, Case{1, 32, 16, 15, 17},
+                       Case{1, 256, 128, 14, 14}}) {
     auto x = torch::randn({k.n, k.c, k.h, k.w}).to(torch::kBFloat16).contiguous(kCL);
     auto w = torch::randn({k.o, k.c, 3, 3}) / std::sqrt(9.0 * k.c), b = torch::randn({k.o}) * 0.1;
     auto r = torch::randn({k.n, k.o, k.h, k.w}).to(torch::kBFloat16).to(torch::kFloat32);
@@ -303,6 +329,7 @@ TEST(WinogradBf16, TrainingGradientsMatchFp64ReferenceNearTheDirectBf16Error) {
     EXPECT_LT(ex, 8e-3);
     EXPECT_LT(ex, 4 * rel_l2(dir.gx, ref.gx) + 1e-3);
     EXPECT_LT(ew, 8e-3);
+    EXPECT_LT(ew, 4 * rel_l2(dir.gw, ref.gw) + 1e-3);
     EXPECT_LT(eb, 8e-3);
   }
 }

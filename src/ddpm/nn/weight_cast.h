@@ -12,9 +12,8 @@ namespace ddpm {
 
 // The convolution of `c` on x, in x's dtype: fp32 calls the module; bf16 casts the fp32 weights (differentiable
 // while gradients are recorded; cached per weight version otherwise). 3×3 convolutions go through Winograd where
-// it pays: fp32 training on AVX-512 (winograd_conv.h); bf16 inference, and bf16 training's forward and
-// backward-data, on AVX-512 BF16 without AMX (winograd_bf16.h; for inference its transformed weights are cached
-// per weight version like the casts).
+// it pays: fp32 training on AVX-512 (winograd_conv.h); bf16 inference and training on AVX-512 BF16 without AMX
+// (winograd_bf16.h; for inference its transformed weights are cached per weight version like the casts).
 class WeightCast {
  public:
   torch::Tensor conv(torch::nn::Conv2d c, const torch::Tensor& x);
