@@ -152,38 +152,44 @@ BF16_TARGET void gemm(const uint16_t* A, int64_t lda, int64_t ldk, const uint16_
   }
 }
 
+// Bᵀ d B of tile (n, ty, tx) for channels [c, c + 16) of x [N,H,W,C] → v[16] (ξ = 4·row + column).
+BF16_TARGET inline void input_tile(const uint16_t* x, int64_t C, int64_t H, int64_t W, int64_t n, int64_t ty, int64_t tx,
+                                   int64_t c, __m512* v) {
+  __m512 e[4][4];
+  const bool inside = ty >= 1 && tx >= 1 && 2 * ty + 2 < H && 2 * tx + 2 < W;  // no padding in the tile
+  const int64_t o0 = ((n * H + 2 * ty - 1) * W + 2 * tx - 1) * C + c;  // offset of the tile's pixel (−1, −1)
+  for (int s = 0; s < 4; s++) {
+    __m512 d[4];
+    const int64_t xx = 2 * tx - 1 + s;
+    for (int r = 0; r < 4; r++) {
+      const int64_t yy = 2 * ty - 1 + r;
+      d[r] = inside || (yy >= 0 && yy < H && xx >= 0 && xx < W) ? load_bf16(x + (o0 + (r * W + s) * C)) : _mm512_setzero_ps();
+    }
+    e[0][s] = _mm512_sub_ps(d[0], d[2]);
+    e[1][s] = _mm512_add_ps(d[1], d[2]);
+    e[2][s] = _mm512_sub_ps(d[2], d[1]);
+    e[3][s] = _mm512_sub_ps(d[1], d[3]);
+  }
+  for (int r = 0; r < 4; r++) {
+    v[r * 4 + 0] = _mm512_sub_ps(e[r][0], e[r][2]);
+    v[r * 4 + 1] = _mm512_add_ps(e[r][1], e[r][2]);
+    v[r * 4 + 2] = _mm512_sub_ps(e[r][2], e[r][1]);
+    v[r * 4 + 3] = _mm512_sub_ps(e[r][1], e[r][3]);
+  }
+}
+
 // Tiles [b0·kTiles, b1·kTiles) of the output. V: [16][kTiles][C] bf16, M: [16][kTiles][64] fp32 (scratch).
 BF16_TARGET void run_blocks(const Args& a, int64_t b0, int64_t b1, uint16_t* V, float* M) {
   const int64_t C = a.C, O = a.O, H = a.H, W = a.W, per_image = a.th * a.tw;
   for (int64_t blk = b0; blk < b1; blk++) {
     const int64_t t0 = blk * kTiles, nt = std::min(kTiles, a.tiles - t0);
     // V = Bᵀ d B for every tile of the block and every input channel (16 at a time).
+    __m512 v[16];
     for (int64_t i = 0; i < nt; i++) {
       const int64_t t = t0 + i, n = t / per_image, ty = (t % per_image) / a.tw, tx = t % a.tw;
-      const uint16_t* p[4][4];  // the tile's 16 pixels; nullptr in the zero padding
-      for (int r = 0; r < 4; r++)
-        for (int s = 0; s < 4; s++) {
-          const int64_t yy = 2 * ty - 1 + r, xx = 2 * tx - 1 + s;
-          p[r][s] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? a.x + ((n * H + yy) * W + xx) * C : nullptr;
-        }
-      const bool inside = p[0][0] && p[3][3];  // no padding in the tile: no per-pixel test
       for (int64_t c = 0; c < C; c += 16) {
-        __m512 e[4][4];
-        for (int s = 0; s < 4; s++) {  // Bᵀ d, a column at a time (16 live registers, not 32)
-          __m512 d[4];
-          for (int r = 0; r < 4; r++) d[r] = inside || p[r][s] ? load_bf16(p[r][s] + c) : _mm512_setzero_ps();
-          e[0][s] = _mm512_sub_ps(d[0], d[2]);
-          e[1][s] = _mm512_add_ps(d[1], d[2]);
-          e[2][s] = _mm512_sub_ps(d[2], d[1]);
-          e[3][s] = _mm512_sub_ps(d[1], d[3]);
-        }
-        for (int r = 0; r < 4; r++) {  // (Bᵀ d) B
-          uint16_t* v = V + (r * 4 * kTiles + i) * C + c;
-          store_bf16(v, _mm512_sub_ps(e[r][0], e[r][2]));
-          store_bf16(v + kTiles * C, _mm512_add_ps(e[r][1], e[r][2]));
-          store_bf16(v + 2 * kTiles * C, _mm512_sub_ps(e[r][2], e[r][1]));
-          store_bf16(v + 3 * kTiles * C, _mm512_sub_ps(e[r][1], e[r][3]));
-        }
+        input_tile(a.x, C, H, W, n, ty, tx, c, v);
+        for (int xi = 0; xi < 16; xi++) store_bf16(V + (xi * kTiles + i) * C + c, v[xi]);
       }
     }
     for (int64_t ob = 0; ob < O; ob += 64) {
@@ -223,32 +229,6 @@ BF16_TARGET void run_blocks(const Args& a, int64_t b0, int64_t b1, uint16_t* V, 
 // ---- backward-weights: dL/dU_ξ[o][c] = Σ_tiles (A dY Aᵀ)_ξ[o] · (Bᵀ d B)_ξ[c], then dL/dg = Gᵀ (dL/dU) G ----
 
 constexpr int64_t kTilesW = 120;  // tiles per block (even: the GEMM's K runs over pairs of tiles)
-
-// Bᵀ d B of tile (n, ty, tx) for channels [c, c + 16) of x [N,H,W,C] → v[16] (ξ = 4·row + column).
-BF16_TARGET inline void input_tile(const uint16_t* x, int64_t C, int64_t H, int64_t W, int64_t n, int64_t ty, int64_t tx,
-                                   int64_t c, __m512* v) {
-  __m512 e[4][4];
-  const bool inside = ty >= 1 && tx >= 1 && 2 * ty + 2 < H && 2 * tx + 2 < W;  // no padding in the tile
-  const int64_t o0 = ((n * H + 2 * ty - 1) * W + 2 * tx - 1) * C + c;  // offset of the tile's pixel (−1, −1)
-  for (int s = 0; s < 4; s++) {
-    __m512 d[4];
-    const int64_t xx = 2 * tx - 1 + s;
-    for (int r = 0; r < 4; r++) {
-      const int64_t yy = 2 * ty - 1 + r;
-      d[r] = inside || (yy >= 0 && yy < H && xx >= 0 && xx < W) ? load_bf16(x + (o0 + (r * W + s) * C)) : _mm512_setzero_ps();
-    }
-    e[0][s] = _mm512_sub_ps(d[0], d[2]);
-    e[1][s] = _mm512_add_ps(d[1], d[2]);
-    e[2][s] = _mm512_sub_ps(d[2], d[1]);
-    e[3][s] = _mm512_sub_ps(d[1], d[3]);
-  }
-  for (int r = 0; r < 4; r++) {
-    v[r * 4 + 0] = _mm512_sub_ps(e[r][0], e[r][2]);
-    v[r * 4 + 1] = _mm512_add_ps(e[r][1], e[r][2]);
-    v[r * 4 + 2] = _mm512_sub_ps(e[r][2], e[r][1]);
-    v[r * 4 + 3] = _mm512_sub_ps(e[r][1], e[r][3]);
-  }
-}
 
 // A dY Aᵀ of the 2×2 output tile (n, ty, tx) of dy [N,H,W,O] for channels [o, o + 16) → m[16]; A = (Aᵀ)ᵀ, rows
 // [1 0; 1 1; 1 -1; 0 -1]. Pixels outside the image (odd H, W) count as 0.
